@@ -1,0 +1,173 @@
+//! The catalog: dimensions, metrics, logical and physical tables, as checked at start-up.
+//!
+//! Users describe their Parquet in `config/tables/*.toml` ([`spec`]); [`load`] reads those files,
+//! opens every Parquet footer once, checks every referenced column against the schema and
+//! returns either a [`Catalog`] or the complete list of problems found.
+
+pub mod expr;
+mod load;
+pub mod lookup;
+pub mod physical;
+pub mod spec;
+
+pub use load::load;
+
+use crate::engine::plan::{AggFunc, AggInput, Predicate};
+use crate::time::{Grain, Interval};
+use expr::Expr;
+use lookup::LookupTable;
+use physical::PhysicalTable;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+/// Everything a request is resolved against.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub tables: BTreeMap<String, LogicalTable>,
+    pub dimensions: BTreeMap<String, Arc<Dimension>>,
+    pub metrics: BTreeMap<String, Metric>,
+}
+
+/// A logical table: what users query by name.
+#[derive(Debug)]
+pub struct LogicalTable {
+    pub name: String,
+    pub long_name: String,
+    pub description: String,
+    pub category: String,
+    pub retention: String,
+    /// Offered grains, finest first.
+    pub grains: Vec<Grain>,
+    pub dimensions: Vec<String>,
+    pub metrics: Vec<String>,
+    pub physical: Vec<Arc<PhysicalTable>>,
+}
+
+impl LogicalTable {
+    /// Union of the physical tables' availability.
+    pub fn availability(&self) -> Vec<Interval> {
+        crate::time::merge(self.physical.iter().flat_map(|p| p.availability.iter().copied()).collect())
+    }
+
+    /// The table's metrics valid at `grain`, in declaration order.
+    pub fn metrics_at<'a>(&'a self, catalog: &'a Catalog, grain: Grain) -> Vec<&'a Metric> {
+        self.metrics
+            .iter()
+            .filter_map(|m| catalog.metrics.get(m))
+            .filter(|m| catalog.metric_valid_at(m, grain))
+            .collect()
+    }
+
+    /// The raw physical table with the most rows (used for dimension values and as fallback).
+    pub fn raw(&self) -> Option<&Arc<PhysicalTable>> {
+        self.physical
+            .iter()
+            .filter(|p| p.kind == physical::PhysicalKind::Raw)
+            .max_by_key(|p| p.total_rows())
+    }
+}
+
+/// A field of a dimension (`id`, `desc`, …).
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub description: String,
+    pub long_name: Option<String>,
+}
+
+/// A dimension: a fact column plus descriptive fields.
+#[derive(Debug)]
+pub struct Dimension {
+    pub name: String,
+    pub long_name: String,
+    pub description: String,
+    pub category: String,
+    /// Fact column holding the key (physical tables may rename it).
+    pub column: String,
+    /// Fields, the first being the key.
+    pub fields: Vec<Field>,
+    pub default_fields: Vec<String>,
+    /// Rows from the configured lookup file.
+    pub lookup: Option<Arc<LookupTable>>,
+    /// Distinct keys of the fact data, computed on first use when there is no lookup.
+    pub fact_values: OnceLock<Arc<LookupTable>>,
+}
+
+impl Dimension {
+    pub fn key_field(&self) -> &str {
+        &self.fields[0].name
+    }
+
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// `loaded` when values come from a lookup file, `none` when read from the facts.
+    pub fn storage_strategy(&self) -> &'static str {
+        if self.lookup.is_some() { "loaded" } else { "none" }
+    }
+}
+
+/// How a metric is computed.
+#[derive(Debug, Clone)]
+pub enum MetricKind {
+    Aggregation { func: AggFunc, input: AggInput, filter: Option<Predicate> },
+    /// Arithmetic over other metrics.
+    Post(Expr),
+    /// Sum per inner grain, averaged over the inner buckets with data.
+    NestedAvg { of: String, per: Grain },
+}
+
+#[derive(Debug, Clone)]
+pub struct Metric {
+    pub name: String,
+    pub long_name: String,
+    pub description: String,
+    pub category: String,
+    pub type_name: String,
+    pub kind: MetricKind,
+    /// Long (integer) or double output.
+    pub integer: bool,
+}
+
+impl Catalog {
+    /// Whether `m` can be computed at `grain` (nested averages need their inner grain to
+    /// satisfy the request grain; post-aggregations inherit from their inputs).
+    pub fn metric_valid_at(&self, m: &Metric, grain: Grain) -> bool {
+        self.metric_valid_at_depth(m, grain, 0)
+    }
+
+    fn metric_valid_at_depth(&self, m: &Metric, grain: Grain, depth: usize) -> bool {
+        if depth > 32 {
+            return false;
+        }
+        match &m.kind {
+            MetricKind::Aggregation { .. } => true,
+            MetricKind::NestedAvg { per, of } => {
+                per.can_satisfy(grain)
+                    && self.metrics.get(of).is_some_and(|o| self.metric_valid_at_depth(o, *per, depth + 1))
+            }
+            MetricKind::Post(e) => e
+                .refs()
+                .iter()
+                .all(|r| self.metrics.get(r).is_some_and(|o| self.metric_valid_at_depth(o, grain, depth + 1))),
+        }
+    }
+
+    /// Logical tables a dimension belongs to, by name.
+    pub fn tables_with_dimension(&self, dim: &str) -> Vec<&LogicalTable> {
+        self.tables.values().filter(|t| t.dimensions.iter().any(|d| d == dim)).collect()
+    }
+
+    /// Logical tables offering a metric.
+    pub fn tables_with_metric(&self, metric: &str) -> Vec<&LogicalTable> {
+        self.tables.values().filter(|t| t.metrics.iter().any(|d| d == metric)).collect()
+    }
+
+    /// Physical table by slice name.
+    pub fn slice(&self, name: &str) -> Option<(&LogicalTable, &Arc<PhysicalTable>)> {
+        self.tables
+            .values()
+            .find_map(|t| t.physical.iter().find(|p| p.name == name).map(|p| (t, p)))
+    }
+}

@@ -1,0 +1,236 @@
+//! Physical tables: the Parquet files behind a logical table, their footers (read once at
+//! start-up and shared by every query), schema and availability.
+
+use crate::time::{self, Grain, Interval};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
+use chrono_tz::Tz;
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One Parquet file with its footer, parsed once.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    pub path: PathBuf,
+    pub metadata: ArrowReaderMetadata,
+    /// Min and max of the time column per row group, in UTC ms (None: no statistics).
+    pub row_group_times: Vec<Option<(i64, i64)>>,
+    pub size_bytes: u64,
+}
+
+impl DataFile {
+    pub fn num_rows(&self) -> i64 {
+        self.metadata.metadata().file_metadata().num_rows()
+    }
+
+    pub fn num_row_groups(&self) -> usize {
+        self.metadata.metadata().num_row_groups()
+    }
+}
+
+/// Raw rows, or rows pre-aggregated by `quiver rollup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhysicalKind {
+    Raw,
+    Rollup,
+}
+
+/// A physical table ("slice"): files at one grain with a column mapping.
+#[derive(Debug, Clone)]
+pub struct PhysicalTable {
+    pub name: String,
+    /// The path as written in the catalog (for messages and `/slices`).
+    pub path_spec: String,
+    pub files: Vec<Arc<DataFile>>,
+    pub schema: SchemaRef,
+    pub time_column: String,
+    pub grain: Grain,
+    pub timezone: Tz,
+    pub kind: PhysicalKind,
+    /// Dimensions present, in the logical table's order.
+    pub dimensions: Vec<String>,
+    /// Rollups: metrics carried pre-aggregated.
+    pub metrics: Vec<String>,
+    /// Logical name → column, for every dimension and rollup metric (identity when not renamed).
+    pub columns: BTreeMap<String, String>,
+    /// Intervals covered by data, aligned to `grain` in `timezone`, merged.
+    pub availability: Vec<Interval>,
+}
+
+impl PhysicalTable {
+    pub fn column_for<'a>(&'a self, logical: &'a str) -> &'a str {
+        self.columns.get(logical).map(|s| s.as_str()).unwrap_or(logical)
+    }
+
+    pub fn has_column(&self, column: &str) -> bool {
+        self.schema.field_with_name(column).is_ok()
+    }
+
+    pub fn total_rows(&self) -> i64 {
+        self.files.iter().map(|f| f.num_rows()).sum()
+    }
+}
+
+/// Expands a path spec (file, directory, or glob) into sorted Parquet file paths.
+pub fn expand_path(root: &Path, spec: &str) -> Result<Vec<PathBuf>, String> {
+    let base = if Path::new(spec).is_absolute() { PathBuf::from(spec) } else { root.join(spec) };
+    let s = base.to_string_lossy().to_string();
+    let mut out = Vec::new();
+    if s.contains(['*', '?', '[']) {
+        let paths = glob::glob(&s).map_err(|e| format!("invalid glob '{spec}': {e}"))?;
+        for p in paths.flatten() {
+            if p.is_file() {
+                out.push(p);
+            }
+        }
+        if out.is_empty() {
+            return Err(format!("glob '{spec}' matches no file (looked for {s})"));
+        }
+    } else if base.is_dir() {
+        collect_dir(&base, &mut out).map_err(|e| format!("cannot list directory {s}: {e}"))?;
+        if out.is_empty() {
+            return Err(format!("directory '{spec}' holds no *.parquet file ({s})"));
+        }
+    } else if base.is_file() {
+        out.push(base);
+    } else {
+        return Err(format!("file '{spec}' does not exist (looked for {s})"));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.is_dir() {
+            collect_dir(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "parquet") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// The reading options every scan uses: string columns come back dictionary-encoded so the
+/// engine can group and filter on codes.
+pub fn reader_options() -> ArrowReaderOptions {
+    ArrowReaderOptions::new().with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional)
+}
+
+/// Opens a file's footer and reads the time column's per-row-group range.
+pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
+    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let size_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let metadata = ArrowReaderMetadata::load(&file, reader_options())
+        .map_err(|e| format!("{} is not a readable Parquet file: {e}", path.display()))?;
+    let metadata = with_dictionary_strings(metadata, &file)?;
+    let row_group_times = time_ranges(&metadata, time_column).unwrap_or_default();
+    Ok(DataFile { path: path.to_path_buf(), metadata, row_group_times, size_bytes })
+}
+
+/// Re-declares every string column as `Dictionary(Int32, Utf8)` so the reader keeps the
+/// Parquet dictionary instead of materializing strings per row.
+fn with_dictionary_strings(md: ArrowReaderMetadata, file: &File) -> Result<ArrowReaderMetadata, String> {
+    let schema = md.schema();
+    let mut changed = false;
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                changed = true;
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(DataType::Utf8),
+                )))
+            }
+            _ => f.clone(),
+        })
+        .collect();
+    if !changed {
+        return Ok(md);
+    }
+    let new_schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let options = reader_options().with_schema(new_schema);
+    ArrowReaderMetadata::try_new(md.metadata().clone(), options)
+        .or_else(|_| ArrowReaderMetadata::load(file, reader_options()))
+        .map_err(|e| format!("cannot read schema: {e}"))
+}
+
+/// Converts a time-column value in its Arrow type to UTC ms.
+pub fn time_unit_to_ms(dt: &DataType) -> Option<fn(i64) -> i64> {
+    match dt {
+        DataType::Timestamp(TimeUnit::Second, _) => Some(|v| v.saturating_mul(1000)),
+        DataType::Timestamp(TimeUnit::Millisecond, _) | DataType::Date64 => Some(|v| v),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Some(|v| v.div_euclid(1000)),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Some(|v| v.div_euclid(1_000_000)),
+        DataType::Date32 => Some(|v| v.saturating_mul(time::MS_PER_DAY)),
+        DataType::Int64 => Some(|v| v),
+        _ => None,
+    }
+}
+
+/// Whether a column type can serve as the time column.
+pub fn is_time_type(dt: &DataType) -> bool {
+    time_unit_to_ms(dt).is_some()
+}
+
+fn time_ranges(md: &ArrowReaderMetadata, column: &str) -> Option<Vec<Option<(i64, i64)>>> {
+    let schema = md.schema();
+    let field = schema.field_with_name(column).ok()?;
+    let conv = StatisticsConverter::try_new(column, schema, md.metadata().file_metadata().schema_descr()).ok()?;
+    let rgs = md.metadata().row_groups();
+    let mins = conv.row_group_mins(rgs.iter()).ok()?;
+    let maxs = conv.row_group_maxes(rgs.iter()).ok()?;
+    let to_ms = time_unit_to_ms(field.data_type())?;
+    let mins = arrow::compute::cast(&mins, &DataType::Int64).ok()?;
+    let maxs = arrow::compute::cast(&maxs, &DataType::Int64).ok()?;
+    let (mins, maxs) = (mins.as_primitive::<arrow::datatypes::Int64Type>(), maxs.as_primitive::<arrow::datatypes::Int64Type>());
+    Some(
+        (0..rgs.len())
+            .map(|i| {
+                if mins.is_null(i) || maxs.is_null(i) {
+                    None
+                } else {
+                    Some((to_ms(mins.value(i)), to_ms(maxs.value(i))))
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Availability: each file's time range widened to whole buckets of `grain`, merged.
+pub fn availability(files: &[Arc<DataFile>], grain: Grain, tz: Tz) -> Vec<Interval> {
+    let step = if grain == Grain::All { Grain::Day } else { grain };
+    let mut ivs = Vec::new();
+    for f in files {
+        let ranges: Vec<(i64, i64)> = f.row_group_times.iter().flatten().copied().collect();
+        if ranges.is_empty() {
+            continue;
+        }
+        let min = ranges.iter().map(|r| r.0).min().unwrap_or(0);
+        let max = ranges.iter().map(|r| r.1).max().unwrap_or(0);
+        let start = time::floor(step, tz, min);
+        let end = time::add(step, tz, time::floor(step, tz, max), 1);
+        ivs.push(Interval::new(start, end));
+    }
+    time::merge(ivs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expand_reports_missing_file() {
+        let e = expand_path(Path::new("/nonexistent-root"), "x.parquet").unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
+        let e = expand_path(Path::new("/nonexistent-root"), "*.parquet").unwrap_err();
+        assert!(e.contains("matches no file"), "{e}");
+    }
+}

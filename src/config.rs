@@ -1,0 +1,243 @@
+//! Gateway settings (`config/gateway.toml`): typed, with a documented default per field.
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a default). Names follow
+//! Fili's configuration keys (spec §12) where Fili has one.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The whole `gateway.toml`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub server: ServerConfig,
+    pub query: QueryConfig,
+    pub limits: LimitsConfig,
+    pub jobs: JobsConfig,
+    pub catalog: CatalogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1`.
+    pub bind: String,
+    /// TCP port. Default 9998 (Fili's).
+    pub port: u16,
+    /// Root of the API paths. Default `/v1`.
+    pub api_root: String,
+    /// Longest accepted request URI in bytes; longer gets 414. Default 16384.
+    pub max_uri_length: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1".into(),
+            port: 9998,
+            api_root: "/v1".into(),
+            max_uri_length: 16384,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[allow(non_snake_case)]
+pub struct QueryConfig {
+    /// Zone for parsing `dateTime` and bucketing when `timeZone` is absent. Default `UTC`.
+    pub timezone: String,
+    /// `asyncAfter` when the request has none: `never`, `always` or milliseconds. Default `never`.
+    pub default_asyncAfter: String,
+    /// Page size of metadata listings and dimension values. Default 10000.
+    pub default_per_page: usize,
+    /// Most occurrences one RRULE may produce. Default 100 (Fili's spelling kept).
+    pub rrule_max_occurences: u16,
+    /// Allow `startswith`/`contains` filters on `/data`. Default true.
+    pub data_filter_substring_operations_enabled: bool,
+    /// Report `missingIntervals` for buckets the data does not cover. Default true.
+    pub partial_data_enabled: bool,
+    /// Truncate download file names to this many characters; <= 0 disables. Default -1.
+    pub download_file_max_name_length: i64,
+    /// Most filter values after resolving non-key filters to keys. Default 10000.
+    pub max_num_filter_values: usize,
+    /// Most groups (time buckets × dimension combinations) one query may build; past it 507.
+    /// Default 5,000,000.
+    pub max_groups: usize,
+    /// Most time buckets one request's intervals may span at its grain; past it 400.
+    /// Default 10,000,000.
+    pub max_buckets: usize,
+    /// Worker threads for one query's scan; 0 = number of cores. Default 0.
+    pub scan_threads: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            timezone: "UTC".into(),
+            default_asyncAfter: "never".into(),
+            default_per_page: 10000,
+            rrule_max_occurences: 100,
+            data_filter_substring_operations_enabled: true,
+            partial_data_enabled: true,
+            download_file_max_name_length: -1,
+            max_num_filter_values: 10000,
+            max_groups: 5_000_000,
+            max_buckets: 10_000_000,
+            scan_threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Concurrent `/data` requests across all users; -1 disables. Default 70.
+    pub request_limit_global: i64,
+    /// Concurrent `/data` requests per user; -1 disables. Default 2.
+    pub request_limit_per_user: i64,
+    /// Per-user limit for UI clients (`clientid: UI` plus a `referer`). Default 52.
+    pub request_limit_ui: i64,
+    /// Requests per second per user (governor); 0 disables. Default 0.
+    pub rate_per_user: u32,
+    /// Burst allowed above `rate_per_user`. Default equal to the rate.
+    pub rate_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            request_limit_global: 70,
+            request_limit_per_user: 2,
+            request_limit_ui: 52,
+            rate_per_user: 0,
+            rate_burst: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Directory holding the job database and result files, relative to the config directory.
+    /// Default `../var/jobs`.
+    pub dir: String,
+    /// Seconds after which finished jobs and their results are deleted. Default 7 days.
+    pub expiry_seconds: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig { dir: "../var/jobs".into(), expiry_seconds: 7 * 24 * 3600 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Directory that relative data paths in `tables/*.toml` are resolved against, itself
+    /// relative to the config directory. Default `..` (config/ and data/ side by side).
+    pub data_root: String,
+    /// Directory of table files, relative to the config directory. Default `tables`.
+    pub tables_dir: String,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig { data_root: "..".into(), tables_dir: "tables".into() }
+    }
+}
+
+impl GatewayConfig {
+    /// Reads `DIR/gateway.toml`; a missing file means all defaults.
+    pub fn load(dir: &Path) -> Result<GatewayConfig, String> {
+        let path = dir.join("gateway.toml");
+        if !path.exists() {
+            return Ok(GatewayConfig::default());
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let cfg: GatewayConfig =
+            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), toml_message(&e)))?;
+        cfg.validate().map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.query.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(format!(
+                "key `query.timezone`: '{}' is not an IANA time zone id (e.g. UTC, America/New_York)",
+                self.query.timezone
+            ));
+        }
+        crate::grammar::async_after::parse(&self.query.default_asyncAfter).map_err(|_| {
+            format!(
+                "key `query.default_asyncAfter`: '{}' must be never, always or milliseconds",
+                self.query.default_asyncAfter
+            )
+        })?;
+        if self.query.default_per_page == 0 {
+            return Err("key `query.default_per_page`: expected a positive integer".into());
+        }
+        if !self.server.api_root.starts_with('/') {
+            return Err(format!("key `server.api_root`: '{}' must start with '/'", self.server.api_root));
+        }
+        Ok(())
+    }
+
+    pub fn data_root(&self, config_dir: &Path) -> PathBuf {
+        config_dir.join(&self.catalog.data_root)
+    }
+
+    pub fn tables_dir(&self, config_dir: &Path) -> PathBuf {
+        config_dir.join(&self.catalog.tables_dir)
+    }
+
+    pub fn jobs_dir(&self, config_dir: &Path) -> PathBuf {
+        config_dir.join(&self.jobs.dir)
+    }
+
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.query.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+}
+
+/// A toml error as one line: "line L, column C: message".
+pub fn toml_message(e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => format!("at byte {}: {msg}", span.start),
+        None => msg,
+    }
+}
+
+/// The directory quiver uses when no `--config` is given: `./config` if present, otherwise
+/// the `config/` of the source tree the binary was built from (the embedded flights data).
+pub fn default_config_dir() -> PathBuf {
+    let local = PathBuf::from("config");
+    if local.join("tables").is_dir() {
+        return local;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_fili() {
+        let c = GatewayConfig::default();
+        assert_eq!(c.server.port, 9998);
+        assert_eq!(c.query.default_per_page, 10000);
+        assert_eq!(c.limits.request_limit_per_user, 2);
+        assert_eq!(c.limits.request_limit_global, 70);
+        assert_eq!(c.query.rrule_max_occurences, 100);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let e = toml::from_str::<GatewayConfig>("[server]\nprot = 1\n").unwrap_err();
+        assert!(toml_message(&e).contains("unknown field `prot`"), "{}", toml_message(&e));
+    }
+}

@@ -1,0 +1,15 @@
+//! quiver: a Fili-compatible, URL-driven OLAP gateway over Parquet.
+//!
+//! A request flows through these modules (DESIGN §2):
+//! `http` (warp routes) → `grammar` (pure parsers of each URL parameter) → `request`
+//! (resolution against the `catalog`) → `plan` (physical table choice) → `engine`
+//! (vectorized Arrow aggregation over Parquet) → `response` (json, jsonapi, csv, debug).
+//! `error` holds the single error model every endpoint renders; `time` the zoned grain
+//! arithmetic shared by the grammar and the engine.
+
+pub mod catalog;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod grammar;
+pub mod time;
