@@ -232,6 +232,13 @@ pub struct Shape {
     pub count: Option<usize>,
 }
 
+/// A grouping column: the output column `name` reads Parquet column `column`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupBy {
+    pub name: String,
+    pub column: String,
+}
+
 /// What the engine executes.
 #[derive(Debug, Clone)]
 pub struct QueryPlan {
@@ -242,7 +249,7 @@ pub struct QueryPlan {
     pub grain: Grain,
     pub tz: Tz,
     /// Columns grouped on, in output order.
-    pub group_by: Vec<String>,
+    pub group_by: Vec<GroupBy>,
     /// Row filters, ANDed.
     pub filters: Vec<Predicate>,
     pub aggregations: Vec<AggregationPlan>,
@@ -254,13 +261,17 @@ pub struct QueryPlan {
 /// Resource limits of one query.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Most groups (buckets × dimension combinations); past it the query fails.
     pub max_groups: usize,
+    /// Most time buckets the intervals may be cut into.
+    pub max_buckets: usize,
+    /// Scan workers; 0 = one per core.
     pub threads: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_groups: 5_000_000, threads: 0 }
+        Limits { max_groups: 5_000_000, max_buckets: 10_000_000, threads: 0 }
     }
 }
 

@@ -1,0 +1,264 @@
+//! Columnar accumulators: one vector per aggregation, indexed by group id, updated in tight
+//! loops and merged once across workers.
+
+use super::buckets::SKIP;
+use super::columns::DimCodes;
+use super::hll::Hll;
+use super::plan::AggFunc;
+use rustc_hash::FxHashSet;
+
+/// The state of one aggregation for every group.
+#[derive(Debug, Clone)]
+pub enum Acc {
+    Count(Vec<i64>),
+    SumI(Vec<i64>),
+    SumF(Vec<f64>),
+    MinI(Vec<Option<i64>>),
+    MaxI(Vec<Option<i64>>),
+    MinF(Vec<Option<f64>>),
+    MaxF(Vec<Option<f64>>),
+    /// Exact distinct values: codes of a per-worker interner per group.
+    Distinct(DimCodes, Vec<FxHashSet<u32>>),
+    Hll(Vec<Hll>),
+}
+
+/// One batch's input to an aggregation.
+pub enum Input<'a> {
+    /// Count every selected row.
+    Rows,
+    /// Count non-null values.
+    Valid(Option<&'a [bool]>),
+    I64(&'a [i64], Option<&'a [bool]>),
+    F64(&'a [f64], Option<&'a [bool]>),
+    /// Interned values, `SKIP` for null.
+    Codes(&'a [u32]),
+    /// Value hashes, `None` entries for null.
+    Hashes(&'a [u64], Option<&'a [bool]>),
+}
+
+impl Acc {
+    pub fn new(func: AggFunc, integer_input: bool) -> Acc {
+        match (func, integer_input) {
+            (AggFunc::Count, _) => Acc::Count(vec![]),
+            (AggFunc::LongSum, _) => Acc::SumI(vec![]),
+            (AggFunc::DoubleSum, _) => Acc::SumF(vec![]),
+            (AggFunc::Min, true) => Acc::MinI(vec![]),
+            (AggFunc::Max, true) => Acc::MaxI(vec![]),
+            (AggFunc::Min, false) => Acc::MinF(vec![]),
+            (AggFunc::Max, false) => Acc::MaxF(vec![]),
+            (AggFunc::CountDistinct, _) => Acc::Distinct(DimCodes::default(), vec![]),
+            (AggFunc::ApproxCountDistinct, _) => Acc::Hll(vec![]),
+        }
+    }
+
+    /// An empty state of the same kind.
+    pub fn empty_like(&self) -> Acc {
+        match self {
+            Acc::Count(_) => Acc::Count(vec![]),
+            Acc::SumI(_) => Acc::SumI(vec![]),
+            Acc::SumF(_) => Acc::SumF(vec![]),
+            Acc::MinI(_) => Acc::MinI(vec![]),
+            Acc::MaxI(_) => Acc::MaxI(vec![]),
+            Acc::MinF(_) => Acc::MinF(vec![]),
+            Acc::MaxF(_) => Acc::MaxF(vec![]),
+            Acc::Distinct(c, _) => Acc::Distinct(c.clone(), vec![]),
+            Acc::Hll(_) => Acc::Hll(vec![]),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Acc::Count(v) | Acc::SumI(v) => v.len(),
+            Acc::SumF(v) => v.len(),
+            Acc::MinI(v) | Acc::MaxI(v) => v.len(),
+            Acc::MinF(v) | Acc::MaxF(v) => v.len(),
+            Acc::Distinct(_, v) => v.len(),
+            Acc::Hll(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Grows to `n` groups.
+    pub fn resize(&mut self, n: usize) {
+        match self {
+            Acc::Count(v) | Acc::SumI(v) => v.resize(n, 0),
+            Acc::SumF(v) => v.resize(n, 0.0),
+            Acc::MinI(v) | Acc::MaxI(v) => v.resize(n, None),
+            Acc::MinF(v) | Acc::MaxF(v) => v.resize(n, None),
+            Acc::Distinct(_, v) => v.resize_with(n, Default::default),
+            Acc::Hll(v) => v.resize_with(n, Default::default),
+        }
+    }
+
+    /// Folds one batch in: row `i` goes to group `gids[i]` unless that is `SKIP` or
+    /// `mask[i]` is false.
+    pub fn update(&mut self, gids: &[u32], mask: Option<&[bool]>, input: &Input) {
+        let keep = |i: usize| gids[i] != SKIP && mask.is_none_or(|m| m[i]);
+        let valid = |v: Option<&[bool]>, i: usize| v.is_none_or(|v| v[i]);
+        match (self, input) {
+            (Acc::Count(c), Input::Rows) => {
+                for (i, &g) in gids.iter().enumerate() {
+                    if g != SKIP && mask.is_none_or(|m| m[i]) {
+                        c[g as usize] += 1;
+                    }
+                }
+            }
+            (Acc::Count(c), Input::Valid(v)) => {
+                for (i, &g) in gids.iter().enumerate() {
+                    if keep(i) && valid(*v, i) {
+                        c[g as usize] += 1;
+                    }
+                }
+            }
+            (Acc::SumI(s), Input::I64(x, v)) => {
+                for (i, &g) in gids.iter().enumerate() {
+                    if keep(i) && valid(*v, i) {
+                        s[g as usize] = s[g as usize].wrapping_add(x[i]);
+                    }
+                }
+            }
+            (Acc::SumF(s), Input::F64(x, v)) => {
+                for (i, &g) in gids.iter().enumerate() {
+                    if keep(i) && valid(*v, i) {
+                        s[g as usize] += x[i];
+                    }
+                }
+            }
+            (Acc::MinI(s), Input::I64(x, v)) => fold_opt(s, gids, &keep, *v, x, |a, b| a.min(b)),
+            (Acc::MaxI(s), Input::I64(x, v)) => fold_opt(s, gids, &keep, *v, x, |a, b| a.max(b)),
+            (Acc::MinF(s), Input::F64(x, v)) => fold_opt(s, gids, &keep, *v, x, f64::min),
+            (Acc::MaxF(s), Input::F64(x, v)) => fold_opt(s, gids, &keep, *v, x, f64::max),
+            (Acc::Distinct(_, sets), Input::Codes(codes)) => {
+                for (i, &g) in gids.iter().enumerate() {
+                    if keep(i) && codes[i] != SKIP {
+                        sets[g as usize].insert(codes[i]);
+                    }
+                }
+            }
+            (Acc::Hll(h), Input::Hashes(x, v)) => {
+                for (i, &g) in gids.iter().enumerate() {
+                    if keep(i) && valid(*v, i) {
+                        h[g as usize].insert(x[i]);
+                    }
+                }
+            }
+            _ => debug_assert!(false, "accumulator and input kinds disagree"),
+        }
+    }
+
+    /// Merges group `from` of `other` into group `to` of `self` (same kind).
+    /// `distinct_map` translates `other`'s distinct codes into `self`'s.
+    pub fn merge_group(&mut self, to: usize, other: &Acc, from: usize, distinct_map: &[u32]) {
+        match (self, other) {
+            (Acc::Count(a), Acc::Count(b)) | (Acc::SumI(a), Acc::SumI(b)) => a[to] = a[to].wrapping_add(b[from]),
+            (Acc::SumF(a), Acc::SumF(b)) => a[to] += b[from],
+            (Acc::MinI(a), Acc::MinI(b)) => a[to] = opt2(a[to], b[from], i64::min),
+            (Acc::MaxI(a), Acc::MaxI(b)) => a[to] = opt2(a[to], b[from], i64::max),
+            (Acc::MinF(a), Acc::MinF(b)) => a[to] = opt2(a[to], b[from], f64::min),
+            (Acc::MaxF(a), Acc::MaxF(b)) => a[to] = opt2(a[to], b[from], f64::max),
+            (Acc::Distinct(_, a), Acc::Distinct(_, b)) => {
+                let src = &b[from];
+                let dst = &mut a[to];
+                for c in src {
+                    dst.insert(distinct_map.get(*c as usize).copied().unwrap_or(*c));
+                }
+            }
+            (Acc::Hll(a), Acc::Hll(b)) => a[to].merge(&b[from]),
+            _ => debug_assert!(false, "merging different accumulator kinds"),
+        }
+    }
+
+    /// The distinct-value interner, for building `distinct_map`s.
+    pub fn distinct_codes(&mut self) -> Option<&mut DimCodes> {
+        match self {
+            Acc::Distinct(c, _) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Final value of a group: integer or float, `None` when there was no value (min/max).
+    pub fn value(&self, g: usize) -> Value {
+        match self {
+            Acc::Count(v) | Acc::SumI(v) => Value::Int(Some(v[g])),
+            Acc::SumF(v) => Value::Float(Some(v[g])),
+            Acc::MinI(v) | Acc::MaxI(v) => Value::Int(v[g]),
+            Acc::MinF(v) | Acc::MaxF(v) => Value::Float(v[g]),
+            Acc::Distinct(_, v) => Value::Int(Some(v[g].len() as i64)),
+            Acc::Hll(v) => Value::Int(Some(v[g].estimate())),
+        }
+    }
+
+    pub fn is_integer(&self) -> bool {
+        matches!(self, Acc::Count(_) | Acc::SumI(_) | Acc::MinI(_) | Acc::MaxI(_) | Acc::Distinct(..) | Acc::Hll(_))
+    }
+}
+
+/// A metric value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    Int(Option<i64>),
+    Float(Option<f64>),
+}
+
+impl Value {
+    pub fn as_f64(self) -> Option<f64> {
+        match self {
+            Value::Int(v) => v.map(|x| x as f64),
+            Value::Float(v) => v,
+        }
+    }
+}
+
+fn opt2<T: Copy>(a: Option<T>, b: Option<T>, f: impl Fn(T, T) -> T) -> Option<T> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(f(x, y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn fold_opt<T: Copy>(
+    s: &mut [Option<T>],
+    gids: &[u32],
+    keep: &dyn Fn(usize) -> bool,
+    valid: Option<&[bool]>,
+    x: &[T],
+    f: impl Fn(T, T) -> T,
+) {
+    for (i, &g) in gids.iter().enumerate() {
+        if keep(i) && valid.is_none_or(|v| v[i]) {
+            let slot = &mut s[g as usize];
+            *slot = Some(match *slot {
+                Some(cur) => f(cur, x[i]),
+                None => x[i],
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_and_merge() {
+        let gids = [0, 1, SKIP, 0];
+        let mut a = Acc::new(AggFunc::LongSum, true);
+        a.resize(2);
+        a.update(&gids, None, &Input::I64(&[1, 2, 100, 3], Some(&[true, true, true, false])));
+        assert_eq!(a.value(0), Value::Int(Some(1)));
+        assert_eq!(a.value(1), Value::Int(Some(2)));
+        let mut m = Acc::new(AggFunc::Min, false);
+        m.resize(2);
+        m.update(&gids, Some(&[true, false, true, true]), &Input::F64(&[5.0, 1.0, 0.0, 2.0], None));
+        assert_eq!(m.value(0), Value::Float(Some(2.0)));
+        assert_eq!(m.value(1), Value::Float(None));
+        let mut b = m.empty_like();
+        b.resize(1);
+        b.merge_group(0, &m, 0, &[]);
+        assert_eq!(b.value(0), Value::Float(Some(2.0)));
+    }
+}

@@ -1,0 +1,264 @@
+//! Per-batch column work: dimension values to integer codes (once per dictionary entry for
+//! dictionary-encoded columns), predicate masks, numeric inputs and time values.
+
+use super::EngineError;
+use super::plan::PredOp;
+use crate::catalog::expr::Expr;
+use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, Float64Array, Int64Array};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
+use rustc_hash::FxHashMap;
+
+/// Interns the values of one dimension column to dense codes; a null value is the empty
+/// string (Druid semantics), so null and "" share a code.
+#[derive(Debug, Default, Clone)]
+pub struct DimCodes {
+    by_str: FxHashMap<String, u32>,
+    by_int: FxHashMap<i64, u32>,
+    pub values: Vec<String>,
+}
+
+impl DimCodes {
+    #[inline]
+    pub fn code_str(&mut self, s: &str) -> u32 {
+        if let Some(&c) = self.by_str.get(s) {
+            return c;
+        }
+        let c = self.values.len() as u32;
+        self.values.push(s.to_string());
+        self.by_str.insert(s.to_string(), c);
+        c
+    }
+
+    #[inline]
+    pub fn code_int(&mut self, v: i64) -> u32 {
+        if let Some(&c) = self.by_int.get(&v) {
+            return c;
+        }
+        let c = self.code_str(&v.to_string());
+        self.by_int.insert(v, c);
+        c
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+fn unsupported(col: &str, dt: &DataType) -> EngineError {
+    EngineError::Unsupported(format!("column '{col}' has type {dt}, which cannot be used here"))
+}
+
+/// Codes for every row of a dimension column.
+pub fn dimension_codes(name: &str, arr: &ArrayRef, codes: &mut DimCodes, out: &mut Vec<u32>) -> Result<(), EngineError> {
+    out.clear();
+    let n = arr.len();
+    match arr.data_type() {
+        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+            let d: &DictionaryArray<Int32Type> = arr.as_dictionary();
+            let vals = d.values().as_string::<i32>();
+            let map: Vec<u32> = (0..vals.len())
+                .map(|i| if vals.is_null(i) { codes.code_str("") } else { codes.code_str(vals.value(i)) })
+                .collect();
+            let null_code = codes.code_str("");
+            let keys = d.keys();
+            out.extend(keys.values().iter().map(|&k| map.get(k as usize).copied().unwrap_or(null_code)));
+            if let Some(nulls) = keys.nulls() {
+                for i in 0..n {
+                    if nulls.is_null(i) {
+                        out[i] = null_code;
+                    }
+                }
+            }
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let s = arrow::compute::cast(arr, &DataType::Utf8).map_err(EngineError::arrow)?;
+            let s = s.as_string::<i32>();
+            for i in 0..n {
+                out.push(if s.is_null(i) { codes.code_str("") } else { codes.code_str(s.value(i)) });
+            }
+        }
+        DataType::Boolean => {
+            let b = arr.as_boolean();
+            for i in 0..n {
+                out.push(if b.is_null(i) {
+                    codes.code_str("")
+                } else {
+                    codes.code_str(if b.value(i) { "true" } else { "false" })
+                });
+            }
+        }
+        dt if dt.is_integer() => {
+            let v = arrow::compute::cast(arr, &DataType::Int64).map_err(EngineError::arrow)?;
+            let v = v.as_primitive::<Int64Type>();
+            let null_code = codes.code_str("");
+            for i in 0..n {
+                out.push(if v.is_null(i) { null_code } else { codes.code_int(v.value(i)) });
+            }
+        }
+        dt => return Err(unsupported(name, dt)),
+    }
+    Ok(())
+}
+
+/// ANDs `pred` over the rows of `arr` into `mask`.
+pub fn apply_predicate(name: &str, op: &PredOp, arr: &ArrayRef, mask: &mut [bool]) -> Result<(), EngineError> {
+    let n = arr.len();
+    match arr.data_type() {
+        DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+            let d: &DictionaryArray<Int32Type> = arr.as_dictionary();
+            let vals = d.values().as_string::<i32>();
+            // Evaluated once per dictionary entry, not per row.
+            let hit: Vec<bool> = (0..vals.len())
+                .map(|i| op.matches_text(if vals.is_null(i) { None } else { Some(vals.value(i)) }))
+                .collect();
+            let null_hit = op.matches_text(None);
+            let keys = d.keys();
+            for (i, m) in mask.iter_mut().enumerate().take(n) {
+                if *m {
+                    *m = if keys.is_null(i) { null_hit } else { hit.get(keys.value(i) as usize).copied().unwrap_or(null_hit) };
+                }
+            }
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let s = arrow::compute::cast(arr, &DataType::Utf8).map_err(EngineError::arrow)?;
+            let s = s.as_string::<i32>();
+            for (i, m) in mask.iter_mut().enumerate().take(n) {
+                if *m {
+                    *m = op.matches_text(if s.is_null(i) { None } else { Some(s.value(i)) });
+                }
+            }
+        }
+        DataType::Boolean => {
+            let b = arr.as_boolean();
+            let (t, f, nl) = (op.matches_text(Some("true")), op.matches_text(Some("false")), op.matches_text(None));
+            for (i, m) in mask.iter_mut().enumerate().take(n) {
+                if *m {
+                    *m = if b.is_null(i) { nl } else if b.value(i) { t } else { f };
+                }
+            }
+        }
+        dt if dt.is_integer() => {
+            let v = arrow::compute::cast(arr, &DataType::Int64).map_err(EngineError::arrow)?;
+            let v = v.as_primitive::<Int64Type>();
+            let null_hit = op.matches_text(None);
+            let set: Option<(Vec<i64>, bool)> = match op {
+                PredOp::In(vals) => Some((vals.iter().filter_map(|x| x.parse().ok()).collect(), true)),
+                PredOp::NotIn(vals) => Some((vals.iter().filter_map(|x| x.parse().ok()).collect(), false)),
+                _ => None,
+            };
+            let mut cache: FxHashMap<i64, bool> = FxHashMap::default();
+            for (i, m) in mask.iter_mut().enumerate().take(n) {
+                if !*m {
+                    continue;
+                }
+                if v.is_null(i) {
+                    *m = null_hit;
+                    continue;
+                }
+                let x = v.value(i);
+                *m = match (&set, op) {
+                    (Some((s, positive)), _) => s.contains(&x) == *positive,
+                    (None, PredOp::Cmp(c, k)) => c.test(x as f64, *k),
+                    (None, _) => *cache.entry(x).or_insert_with(|| op.matches_text(Some(&x.to_string()))),
+                };
+            }
+        }
+        dt if dt.is_floating() || matches!(dt, DataType::Decimal128(_, _)) => {
+            let v = arrow::compute::cast(arr, &DataType::Float64).map_err(EngineError::arrow)?;
+            let v = v.as_primitive::<Float64Type>();
+            for (i, m) in mask.iter_mut().enumerate().take(n) {
+                if !*m {
+                    continue;
+                }
+                *m = if v.is_null(i) {
+                    op.matches_text(None)
+                } else {
+                    match op {
+                        PredOp::Cmp(c, k) => c.test(v.value(i), *k),
+                        PredOp::In(vals) | PredOp::NotIn(vals) => {
+                            let hit = vals.iter().any(|t| t.parse::<f64>().is_ok_and(|p| p == v.value(i)));
+                            hit == matches!(op, PredOp::In(_))
+                        }
+                        PredOp::NotNull => true,
+                        PredOp::IsNull => false,
+                        other => other.matches_text(Some(&v.value(i).to_string())),
+                    }
+                };
+            }
+        }
+        dt => return Err(unsupported(name, dt)),
+    }
+    Ok(())
+}
+
+/// A column as i64 values (cast), with its nulls.
+pub fn as_i64(name: &str, arr: &ArrayRef) -> Result<Int64Array, EngineError> {
+    if !(arr.data_type().is_numeric() || matches!(arr.data_type(), DataType::Boolean)) {
+        return Err(unsupported(name, arr.data_type()));
+    }
+    let c = arrow::compute::cast(arr, &DataType::Int64).map_err(EngineError::arrow)?;
+    Ok(c.as_primitive::<Int64Type>().clone())
+}
+
+/// A column as f64 values (cast), with its nulls.
+pub fn as_f64(name: &str, arr: &ArrayRef) -> Result<Float64Array, EngineError> {
+    if !(arr.data_type().is_numeric() || matches!(arr.data_type(), DataType::Boolean)) {
+        return Err(unsupported(name, arr.data_type()));
+    }
+    let c = arrow::compute::cast(arr, &DataType::Float64).map_err(EngineError::arrow)?;
+    Ok(c.as_primitive::<Float64Type>().clone())
+}
+
+/// Evaluates an arithmetic expression over numeric columns, vectorized; null where any
+/// input is null; x / 0 = 0.
+pub fn eval_expr(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>, n: usize) -> Result<Float64Array, EngineError> {
+    match expr {
+        Expr::Num(v) => Ok(Float64Array::from(vec![*v; n])),
+        Expr::Ref(c) => as_f64(c, &column(c)?),
+        Expr::Neg(e) => {
+            let a = eval_expr(e, column, n)?;
+            Ok(arrow::compute::kernels::arity::unary(&a, |x: f64| -x))
+        }
+        Expr::Bin(op, a, b) => {
+            let a = eval_expr(a, column, n)?;
+            let b = eval_expr(b, column, n)?;
+            let nulls = NullBuffer::union(a.nulls(), b.nulls());
+            let op = *op;
+            let vals: Vec<f64> = a.values().iter().zip(b.values().iter()).map(|(x, y)| op.apply(*x, *y)).collect();
+            Ok(Float64Array::new(vals.into(), nulls))
+        }
+    }
+}
+
+/// Time values of a batch in UTC ms.
+pub fn time_ms(name: &str, arr: &ArrayRef) -> Result<Vec<i64>, EngineError> {
+    let to_ms = crate::catalog::physical::time_unit_to_ms(arr.data_type()).ok_or_else(|| unsupported(name, arr.data_type()))?;
+    let v = arrow::compute::cast(arr, &DataType::Int64).map_err(EngineError::arrow)?;
+    let v = v.as_primitive::<Int64Type>();
+    // Null times never fall in a bucket.
+    Ok((0..v.len()).map(|i| if v.is_null(i) { i64::MIN } else { to_ms(v.value(i)) }).collect())
+}
+
+/// A mask of rows matching every predicate.
+pub fn mask_for(preds: &[(String, PredOp)], cols: &dyn Fn(&str) -> Result<ArrayRef, EngineError>, n: usize) -> Result<Vec<bool>, EngineError> {
+    let mut mask = vec![true; n];
+    for (c, op) in preds {
+        apply_predicate(c, op, &cols(c)?, &mut mask)?;
+    }
+    Ok(mask)
+}
+
+/// Whether a numeric comparison's column type is integer (used for min/max typing).
+pub fn is_integer_type(dt: &DataType) -> bool {
+    dt.is_integer() || matches!(dt, DataType::Boolean)
+}
+
+/// Validity as a plain bool vector (true = value present).
+pub fn validity(arr: &dyn Array) -> Option<Vec<bool>> {
+    arr.logical_nulls().map(|n| n.iter().collect())
+}

@@ -1,0 +1,296 @@
+//! Group-by on codes: each row's (base time bucket, dimension codes) becomes a dense group
+//! id through a hash table keyed on packed integers; accumulators are indexed by that id.
+//! A [`Partial`] is one worker's state; partials merge by dimension *values*, once.
+
+use super::accum::{Acc, Input};
+use super::buckets::{Buckets, SKIP};
+use super::columns::{self, DimCodes};
+use super::hll::hash_str;
+use super::plan::{AggFunc, AggInput, QueryPlan};
+use super::EngineError;
+use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, RecordBatch};
+use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use rustc_hash::FxHashMap;
+
+/// Maps (bucket, codes…) to dense group ids.
+#[derive(Debug, Default, Clone)]
+pub struct GroupTable {
+    width: usize,
+    small: FxHashMap<u128, u32>,
+    large: FxHashMap<Box<[u32]>, u32>,
+    /// Base bucket of each group.
+    pub buckets: Vec<u32>,
+    /// `width` dimension codes per group, flattened.
+    pub codes: Vec<u32>,
+}
+
+impl GroupTable {
+    pub fn new(width: usize) -> Self {
+        GroupTable { width, ..Default::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn codes_of(&self, g: usize) -> &[u32] {
+        &self.codes[g * self.width..(g + 1) * self.width]
+    }
+
+    /// The id of (bucket, codes), inserting a new group when unseen.
+    #[inline]
+    pub fn id(&mut self, bucket: u32, codes: &[u32]) -> u32 {
+        let next = self.buckets.len() as u32;
+        let id = if self.width <= 3 {
+            let mut k = bucket as u128;
+            for c in codes {
+                k = (k << 32) | *c as u128;
+            }
+            *self.small.entry(k).or_insert(next)
+        } else {
+            let mut key = Vec::with_capacity(codes.len() + 1);
+            key.push(bucket);
+            key.extend_from_slice(codes);
+            match self.large.get(key.as_slice()) {
+                Some(&g) => g,
+                None => {
+                    self.large.insert(key.into_boxed_slice(), next);
+                    next
+                }
+            }
+        };
+        if id == next {
+            self.buckets.push(bucket);
+            self.codes.extend_from_slice(codes);
+        }
+        id
+    }
+}
+
+/// One worker's aggregation state.
+#[derive(Debug, Clone)]
+pub struct Partial {
+    pub groups: GroupTable,
+    pub dims: Vec<DimCodes>,
+    pub accs: Vec<Acc>,
+}
+
+/// Per-query facts every worker needs.
+pub struct BatchContext<'a> {
+    pub plan: &'a QueryPlan,
+    pub buckets: &'a Buckets,
+    /// Whether each aggregation's input column is integer (min/max typing).
+    pub integer_inputs: Vec<bool>,
+    pub max_groups: usize,
+}
+
+impl Partial {
+    pub fn new(ctx: &BatchContext) -> Partial {
+        Partial {
+            groups: GroupTable::new(ctx.plan.group_by.len()),
+            dims: vec![DimCodes::default(); ctx.plan.group_by.len()],
+            accs: ctx.plan.aggregations.iter().zip(&ctx.integer_inputs).map(|(a, int)| Acc::new(a.func, *int)).collect(),
+        }
+    }
+
+    /// Aggregates one record batch.
+    pub fn process(&mut self, batch: &RecordBatch, ctx: &BatchContext) -> Result<(), EngineError> {
+        let plan = ctx.plan;
+        let n = batch.num_rows();
+        let col = |name: &str| -> Result<ArrayRef, EngineError> {
+            batch.column_by_name(name).cloned().ok_or_else(|| EngineError::MissingColumn(name.to_string()))
+        };
+        // 1. Time bucket per row.
+        let times = columns::time_ms(&plan.time_column, &col(&plan.time_column)?)?;
+        let mut gids: Vec<u32> = Vec::with_capacity(n);
+        let mut cursor = 0usize;
+        gids.extend(times.iter().map(|&t| ctx.buckets.locate(t, &mut cursor)));
+        // 2. Row filters.
+        if !plan.filters.is_empty() {
+            let mut mask = vec![true; n];
+            for f in &plan.filters {
+                columns::apply_predicate(&f.column, &f.op, &col(&f.column)?, &mut mask)?;
+            }
+            for (g, m) in gids.iter_mut().zip(mask) {
+                if !m {
+                    *g = SKIP;
+                }
+            }
+        }
+        // 3. Dimension codes, 4. group ids.
+        let mut dim_codes: Vec<Vec<u32>> = Vec::with_capacity(plan.group_by.len());
+        for (j, gb) in plan.group_by.iter().enumerate() {
+            let mut out = Vec::with_capacity(n);
+            columns::dimension_codes(&gb.column, &col(&gb.column)?, &mut self.dims[j], &mut out)?;
+            dim_codes.push(out);
+        }
+        let mut key = vec![0u32; plan.group_by.len()];
+        for i in 0..n {
+            let b = gids[i];
+            if b == SKIP {
+                continue;
+            }
+            for (k, codes) in key.iter_mut().zip(&dim_codes) {
+                *k = codes[i];
+            }
+            gids[i] = self.groups.id(b, &key);
+        }
+        if self.groups.len() > ctx.max_groups {
+            return Err(EngineError::TooManyGroups(ctx.max_groups));
+        }
+        // 5. Aggregations.
+        let ngroups = self.groups.len();
+        for (a, acc) in plan.aggregations.iter().zip(self.accs.iter_mut()) {
+            acc.resize(ngroups);
+            let mask = match &a.filter {
+                Some(f) => {
+                    let mut m = vec![true; n];
+                    columns::apply_predicate(&f.column, &f.op, &col(&f.column)?, &mut m)?;
+                    Some(m)
+                }
+                None => None,
+            };
+            update_one(acc, a.func, &a.input, &col, n, &gids, mask.as_deref())?;
+        }
+        Ok(())
+    }
+}
+
+fn update_one(
+    acc: &mut Acc,
+    func: AggFunc,
+    input: &AggInput,
+    col: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
+    n: usize,
+    gids: &[u32],
+    mask: Option<&[bool]>,
+) -> Result<(), EngineError> {
+    let arr: Option<ArrayRef> = match input {
+        AggInput::Rows => None,
+        AggInput::Column(c) => Some(col(c)?),
+        AggInput::Expr(e) => Some(std::sync::Arc::new(columns::eval_expr(e, col, n)?)),
+    };
+    let name = match input {
+        AggInput::Column(c) => c.as_str(),
+        _ => "expression",
+    };
+    let Some(arr) = arr else {
+        acc.update(gids, mask, &Input::Rows);
+        return Ok(());
+    };
+    let valid = columns::validity(arr.as_ref());
+    match func {
+        AggFunc::Count => acc.update(gids, mask, &Input::Valid(valid.as_deref())),
+        AggFunc::LongSum => {
+            let v = columns::as_i64(name, &arr)?;
+            acc.update(gids, mask, &Input::I64(v.values(), valid.as_deref()));
+        }
+        AggFunc::DoubleSum => {
+            let v = columns::as_f64(name, &arr)?;
+            acc.update(gids, mask, &Input::F64(v.values(), valid.as_deref()));
+        }
+        AggFunc::Min | AggFunc::Max => {
+            if matches!(acc, Acc::MinI(_) | Acc::MaxI(_)) {
+                let v = columns::as_i64(name, &arr)?;
+                acc.update(gids, mask, &Input::I64(v.values(), valid.as_deref()));
+            } else {
+                let v = columns::as_f64(name, &arr)?;
+                acc.update(gids, mask, &Input::F64(v.values(), valid.as_deref()));
+            }
+        }
+        AggFunc::CountDistinct => {
+            let Some(codes) = acc.distinct_codes() else { return Ok(()) };
+            let mut out = Vec::with_capacity(n);
+            columns::dimension_codes(name, &arr, codes, &mut out)?;
+            if let Some(v) = &valid {
+                for (c, ok) in out.iter_mut().zip(v) {
+                    if !ok {
+                        *c = SKIP;
+                    }
+                }
+            }
+            acc.update(gids, mask, &Input::Codes(&out));
+        }
+        AggFunc::ApproxCountDistinct => {
+            let hashes = value_hashes(name, &arr)?;
+            acc.update(gids, mask, &Input::Hashes(&hashes, valid.as_deref()));
+        }
+    }
+    Ok(())
+}
+
+/// Stable hashes of values (dictionary strings hashed once per entry).
+fn value_hashes(name: &str, arr: &ArrayRef) -> Result<Vec<u64>, EngineError> {
+    let n = arr.len();
+    Ok(match arr.data_type() {
+        DataType::Dictionary(_, v) if **v == DataType::Utf8 => {
+            let d: &DictionaryArray<Int32Type> = arr.as_dictionary();
+            let vals = d.values().as_string::<i32>();
+            let h: Vec<u64> = (0..vals.len()).map(|i| hash_str(vals.value(i))).collect();
+            d.keys().values().iter().map(|&k| h.get(k as usize).copied().unwrap_or(0)).collect()
+        }
+        dt if dt.is_integer() => {
+            let v = arrow::compute::cast(arr, &DataType::Int64).map_err(EngineError::arrow)?;
+            v.as_primitive::<Int64Type>().values().iter().map(|&x| hash_str(&x.to_string())).collect()
+        }
+        _ => {
+            let s = arrow::compute::cast(arr, &DataType::Utf8)
+                .map_err(|_| EngineError::Unsupported(format!("column '{name}' cannot be counted distinctly")))?;
+            let s = s.as_string::<i32>();
+            (0..n).map(|i| if s.is_null(i) { 0 } else { hash_str(s.value(i)) }).collect()
+        }
+    })
+}
+
+/// Merges worker partials into one, matching dimension codes by value.
+pub fn merge(mut parts: Vec<Partial>, max_groups: usize) -> Result<Option<Partial>, EngineError> {
+    if parts.len() <= 1 {
+        return Ok(parts.pop());
+    }
+    let mut parts = parts.into_iter();
+    let mut acc = parts.next().unwrap_or_else(|| unreachable!());
+    for p in parts {
+        let width = p.groups.width();
+        let dim_maps: Vec<Vec<u32>> = (0..width)
+            .map(|j| p.dims[j].values.iter().map(|v| acc.dims[j].code_str(v)).collect())
+            .collect();
+        let distinct_maps: Vec<Vec<u32>> = p
+            .accs
+            .iter()
+            .zip(acc.accs.iter_mut())
+            .map(|(src, dst)| match (src, dst.distinct_codes()) {
+                (Acc::Distinct(sc, _), Some(dc)) => sc.values.iter().map(|v| dc.code_str(v)).collect(),
+                _ => vec![],
+            })
+            .collect();
+        let mut key = vec![0u32; width];
+        for g in 0..p.groups.len() {
+            for (j, k) in key.iter_mut().enumerate() {
+                *k = dim_maps[j][p.groups.codes_of(g)[j] as usize];
+            }
+            let to = acc.groups.id(p.groups.buckets[g], &key) as usize;
+            for (i, a) in acc.accs.iter_mut().enumerate() {
+                if a.len() <= to {
+                    a.resize(to + 1);
+                }
+                a.merge_group(to, &p.accs[i], g, &distinct_maps[i]);
+            }
+        }
+        if acc.groups.len() > max_groups {
+            return Err(EngineError::TooManyGroups(max_groups));
+        }
+    }
+    let n = acc.groups.len();
+    for a in acc.accs.iter_mut() {
+        a.resize(n);
+    }
+    Ok(Some(acc))
+}

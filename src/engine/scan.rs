@@ -1,0 +1,225 @@
+//! Scanning: choose the row groups that can match (time range and filter statistics), read
+//! only the needed columns, and aggregate row groups in parallel with one partial per worker.
+
+use super::EngineError;
+use super::buckets::Buckets;
+use super::group::{BatchContext, Partial};
+use super::plan::{CancelToken, PredOp, QueryPlan};
+use crate::catalog::physical::DataFile;
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Int64Type};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Rows per record batch read from Parquet.
+pub const BATCH_ROWS: usize = 64 * 1024;
+
+/// One row group to read.
+#[derive(Debug, Clone, Copy)]
+pub struct Unit {
+    pub file: usize,
+    pub row_group: usize,
+}
+
+/// The row groups that survive pruning, and how many were pruned.
+pub fn plan_units(plan: &QueryPlan) -> (Vec<Unit>, usize) {
+    let mut units = Vec::new();
+    let mut pruned = 0;
+    for (fi, f) in plan.files.iter().enumerate() {
+        let stat_ok = filter_stats(f, plan);
+        for rg in 0..f.num_row_groups() {
+            let time_ok = match f.row_group_times.get(rg).copied().flatten() {
+                Some((min, max)) => plan.intervals.iter().any(|iv| min < iv.end && max >= iv.start),
+                None => true,
+            };
+            if time_ok && stat_ok.get(rg).copied().unwrap_or(true) && f.metadata.metadata().row_group(rg).num_rows() > 0 {
+                units.push(Unit { file: fi, row_group: rg });
+            } else {
+                pruned += 1;
+            }
+        }
+    }
+    (units, pruned)
+}
+
+/// Per row group: false when an `in` filter's values all lie outside the column's min/max.
+fn filter_stats(f: &DataFile, plan: &QueryPlan) -> Vec<bool> {
+    let n = f.num_row_groups();
+    let mut ok = vec![true; n];
+    let md = &f.metadata;
+    for p in &plan.filters {
+        let PredOp::In(values) = &p.op else { continue };
+        // A null row behaves as "", so an `in` that lists "" can always match.
+        if values.iter().any(|v| v.is_empty()) {
+            continue;
+        }
+        let Ok(conv) = StatisticsConverter::try_new(&p.column, md.schema(), md.metadata().file_metadata().schema_descr()) else {
+            continue;
+        };
+        let rgs = md.metadata().row_groups();
+        let (Ok(mins), Ok(maxs)) = (conv.row_group_mins(rgs.iter()), conv.row_group_maxes(rgs.iter())) else { continue };
+        let Ok(nulls) = conv.row_group_null_counts(rgs.iter()) else { continue };
+        let field_type = md.schema().field_with_name(&p.column).map(|f| f.data_type().clone()).ok();
+        match field_type {
+            Some(DataType::Dictionary(_, _)) | Some(DataType::Utf8) | Some(DataType::LargeUtf8) | Some(DataType::Utf8View) => {
+                let (Ok(mins), Ok(maxs)) = (arrow::compute::cast(&mins, &DataType::Utf8), arrow::compute::cast(&maxs, &DataType::Utf8)) else { continue };
+                let (mins, maxs) = (mins.as_string::<i32>(), maxs.as_string::<i32>());
+                for (rg, slot) in ok.iter_mut().enumerate() {
+                    if mins.is_null(rg) || maxs.is_null(rg) || nulls.is_null(rg) || nulls.value(rg) > 0 {
+                        continue;
+                    }
+                    let (lo, hi) = (mins.value(rg), maxs.value(rg));
+                    if !values.iter().any(|v| v.as_str() >= lo && v.as_str() <= hi) {
+                        *slot = false;
+                    }
+                }
+            }
+            Some(dt) if dt.is_integer() => {
+                let (Ok(mins), Ok(maxs)) = (arrow::compute::cast(&mins, &DataType::Int64), arrow::compute::cast(&maxs, &DataType::Int64)) else { continue };
+                let (mins, maxs) = (mins.as_primitive::<Int64Type>(), maxs.as_primitive::<Int64Type>());
+                let vals: Vec<i64> = values.iter().filter_map(|v| v.parse().ok()).collect();
+                for (rg, slot) in ok.iter_mut().enumerate() {
+                    if mins.is_null(rg) || maxs.is_null(rg) || nulls.is_null(rg) || nulls.value(rg) > 0 {
+                        continue;
+                    }
+                    if !vals.iter().any(|v| *v >= mins.value(rg) && *v <= maxs.value(rg)) {
+                        *slot = false;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    ok
+}
+
+/// Time range (inclusive) of the chosen units, when every one has statistics.
+pub fn data_range(plan: &QueryPlan, units: &[Unit]) -> Option<(i64, i64)> {
+    let mut lo = i64::MAX;
+    let mut hi = i64::MIN;
+    for u in units {
+        let (a, b) = plan.files[u.file].row_group_times.get(u.row_group).copied().flatten()?;
+        lo = lo.min(a);
+        hi = hi.max(b);
+    }
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// Columns the plan reads.
+pub fn needed_columns(plan: &QueryPlan) -> Vec<String> {
+    let mut cols = vec![plan.time_column.clone()];
+    let mut add = |c: &str| {
+        if !cols.iter().any(|x| x == c) {
+            cols.push(c.to_string())
+        }
+    };
+    plan.group_by.iter().for_each(|g| add(&g.column));
+    plan.filters.iter().for_each(|f| add(&f.column));
+    for a in &plan.aggregations {
+        a.input.columns().iter().for_each(|c| add(c));
+        if let Some(f) = &a.filter {
+            add(&f.column);
+        }
+    }
+    cols
+}
+
+/// Counters shared by the workers.
+#[derive(Default)]
+pub struct Counters {
+    pub rows: AtomicU64,
+    pub bytes: AtomicU64,
+    pub row_groups: AtomicU64,
+}
+
+/// Reads and aggregates the units on up to `threads` workers.
+pub fn run(
+    plan: &QueryPlan,
+    units: &[Unit],
+    buckets: &Buckets,
+    integer_inputs: Vec<bool>,
+    threads: usize,
+    cancel: &CancelToken,
+    counters: &Counters,
+) -> Result<Vec<Partial>, EngineError> {
+    let cols = needed_columns(plan);
+    let ctx = BatchContext { plan, buckets, integer_inputs, max_groups: plan.limits.max_groups };
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<EngineError>> = Mutex::new(None);
+    let stop = CancelToken::default();
+    let worker = || -> Option<Partial> {
+        let mut part = Partial::new(&ctx);
+        loop {
+            if cancel.is_canceled() || stop.is_canceled() {
+                return None;
+            }
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(u) = units.get(i) else { return Some(part) };
+            if let Err(e) = read_unit(plan, *u, &cols, &mut part, &ctx, cancel, counters) {
+                stop.cancel();
+                let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+                f.get_or_insert(e);
+                return None;
+            }
+        }
+    };
+    let threads = threads.clamp(1, units.len().max(1));
+    let parts: Vec<Option<Partial>> = if threads == 1 {
+        vec![worker()]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(None)).collect()
+        })
+    };
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    if cancel.is_canceled() {
+        return Err(EngineError::Canceled);
+    }
+    Ok(parts.into_iter().flatten().collect())
+}
+
+fn read_unit(
+    plan: &QueryPlan,
+    u: Unit,
+    cols: &[String],
+    part: &mut Partial,
+    ctx: &BatchContext,
+    cancel: &CancelToken,
+    counters: &Counters,
+) -> Result<(), EngineError> {
+    let f: &Arc<DataFile> = &plan.files[u.file];
+    let schema = f.metadata.schema();
+    let mut indices = Vec::with_capacity(cols.len());
+    for c in cols {
+        let i = schema.index_of(c).map_err(|_| EngineError::MissingColumn(format!("{c}' in '{}", f.path.display())))?;
+        indices.push(i);
+    }
+    let descr = f.metadata.metadata().file_metadata().schema_descr_ptr();
+    let rg_meta = f.metadata.metadata().row_group(u.row_group);
+    let bytes: i64 = indices.iter().filter_map(|&i| rg_meta.columns().get(i)).map(|c| c.compressed_size()).sum();
+    let file = std::fs::File::open(&f.path).map_err(|e| EngineError::file(&f.path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, f.metadata.clone())
+        .with_projection(ProjectionMask::roots(&descr, indices))
+        .with_row_groups(vec![u.row_group])
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| EngineError::file(&f.path, e))?;
+    for batch in reader {
+        if cancel.is_canceled() {
+            return Err(EngineError::Canceled);
+        }
+        let batch = batch.map_err(|e| EngineError::file(&f.path, e))?;
+        counters.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        part.process(&batch, ctx)?;
+    }
+    counters.bytes.fetch_add(bytes.max(0) as u64, Ordering::Relaxed);
+    counters.row_groups.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
