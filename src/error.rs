@@ -95,6 +95,12 @@ pub enum Reason {
     GrainNotSatisfiable,
     /// Slice (physical table) name unknown.
     SliceUndefined,
+    /// Metadata lookup of an unknown table.
+    TableNotFound,
+    /// Metadata lookup of an unknown dimension.
+    DimensionNotFound,
+    /// Metadata lookup of an unknown metric.
+    MetricNotFound,
     /// Job ticket unknown.
     JobNotFound,
     /// No route matches the path.
@@ -147,7 +153,8 @@ impl Reason {
             | GrainNotSatisfiable => 400,
             Unauthorized => 401,
             Forbidden => 403,
-            SliceUndefined | JobNotFound | RouteNotFound | PageNotFound => 404,
+            SliceUndefined | TableNotFound | DimensionNotFound | MetricNotFound | JobNotFound | RouteNotFound
+            | PageNotFound => 404,
             MethodNotAllowed => 405,
             UriTooLong => 414,
             RateLimited => 429,
@@ -201,6 +208,9 @@ impl Reason {
             SortMetricUndefined => "SORT_METRIC_UNDEFINED",
             GrainNotSatisfiable => "GRAIN_NOT_SATISFIABLE",
             SliceUndefined => "SLICE_UNDEFINED",
+            TableNotFound => "TABLE_NOT_FOUND",
+            DimensionNotFound => "DIMENSION_NOT_FOUND",
+            MetricNotFound => "METRIC_NOT_FOUND",
             JobNotFound => "JOB_NOT_FOUND",
             RouteNotFound => "ROUTE_NOT_FOUND",
             PageNotFound => "PAGE_NOT_FOUND",

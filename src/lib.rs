@@ -7,9 +7,12 @@
 //! `error` holds the single error model every endpoint renders; `time` the zoned grain
 //! arithmetic shared by the grammar and the engine.
 
+pub mod app;
 pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod grammar;
+pub mod http;
+pub mod request;
 pub mod time;

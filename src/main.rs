@@ -1,1 +1,133 @@
-fn main() {}
+//! The `quiver` command: `serve` (the default) and `check`.
+
+use clap::{Parser, Subcommand};
+use quiver::app::AppState;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "quiver", version, about = "A Fili-compatible, URL-driven OLAP gateway over Parquet")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve(ServeArgs),
+    /// Load the configuration and data, print every problem found, exit non-zero if any.
+    Check {
+        /// Configuration directory (gateway.toml + tables/). Default: ./config, else the
+        /// embedded flights configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Configuration directory (gateway.toml + tables/).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Port to listen on (overrides gateway.toml).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to bind (overrides gateway.toml).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Check { config } => check(config),
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn check(config: Option<PathBuf>) -> ExitCode {
+    let dir = config.unwrap_or_else(quiver::config::default_config_dir);
+    match AppState::load(dir.clone()) {
+        Ok(state) => {
+            let c = &state.catalog;
+            let rows: i64 = c.tables.values().flat_map(|t| t.physical.iter()).map(|p| p.total_rows()).sum();
+            println!(
+                "{}: OK — {} table(s), {} dimension(s), {} metric(s), {} physical table(s), {rows} rows",
+                dir.display(),
+                c.tables.len(),
+                c.dimensions.len(),
+                c.metrics.len(),
+                c.tables.values().map(|t| t.physical.len()).sum::<usize>()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            eprintln!("{}: {} problem(s) found:", dir.display(), problems.len());
+            for p in &problems {
+                eprintln!("  - {p}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_logging(&args.log_format);
+    let dir = args.config.unwrap_or_else(quiver::config::default_config_dir);
+    let mut state = match AppState::load(dir.clone()) {
+        Ok(s) => s,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            eprintln!("{}: {} problem(s); run `quiver check --config {}` for the list", dir.display(), problems.len(), dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(p) = args.port {
+        state.config.server.port = p;
+    }
+    if let Some(b) = args.bind {
+        state.config.server.bind = b;
+    }
+    tracing::info!(config = ?state.config, "effective configuration");
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let state = Arc::new(state);
+        let (listener, addr) = match quiver::http::bind(&state.config.server.bind, state.config.server.port).await {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: cannot listen on {}:{}: {e}", state.config.server.bind, state.config.server.port);
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!("quiver listening on http://{addr}{}", state.config.server.api_root);
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        };
+        quiver::http::serve(state, listener, shutdown).await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,382 @@
+//! Metadata endpoints with Fili's JSON shapes (spec §2.2): tables, dimensions (and their
+//! values), metrics, slices, and `/status`.
+
+use super::pagination;
+use super::reply::{self, Ctx};
+use crate::app::AppState;
+use crate::catalog::{Catalog, Dimension, LogicalTable, Metric};
+use crate::error::{Error, Reason, java_list};
+use crate::grammar::{datetime, filters, format};
+use crate::request::{clause_matches, dimension_rows};
+use crate::time::{self, Grain, Interval};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use warp::reply::Response;
+
+type Res = Result<Response, Error>;
+
+fn table_summary(ctx: &Ctx, t: &LogicalTable, g: Grain) -> Value {
+    json!({
+        "category": t.category, "name": t.name, "longName": t.long_name,
+        "granularity": g.name(), "uri": format!("{}/tables/{}/{}", ctx.base, t.name, g.name()),
+    })
+}
+
+fn cardinality(catalog: &Catalog, d: &Dimension) -> usize {
+    dimension_rows(catalog, d).map(|r| r.len()).unwrap_or(0)
+}
+
+fn dimension_summary(ctx: &Ctx, catalog: &Catalog, d: &Dimension) -> Value {
+    json!({
+        "category": d.category, "name": d.name, "longName": d.long_name,
+        "uri": format!("{}/dimensions/{}", ctx.base, d.name),
+        "cardinality": cardinality(catalog, d), "storageStrategy": d.storage_strategy(),
+    })
+}
+
+fn fields_json(d: &Dimension) -> Value {
+    Value::Array(
+        d.fields
+            .iter()
+            .map(|f| {
+                let mut m = Map::new();
+                m.insert("name".into(), json!(f.name));
+                m.insert("description".into(), json!(f.description));
+                if let Some(l) = &f.long_name {
+                    m.insert("longName".into(), json!(l));
+                }
+                Value::Object(m)
+            })
+            .collect(),
+    )
+}
+
+fn metric_summary(ctx: &Ctx, m: &Metric) -> Value {
+    json!({
+        "category": m.category, "name": m.name, "longName": m.long_name, "type": m.type_name,
+        "uri": format!("{}/metrics/{}", ctx.base, m.name),
+    })
+}
+
+fn table_or_404<'a>(state: &'a AppState, name: &str) -> Result<&'a LogicalTable, Error> {
+    state
+        .catalog
+        .tables
+        .get(name)
+        .ok_or_else(|| Error::new(Reason::TableNotFound, format!("Table with name '{name}' does not exist.")))
+}
+
+fn grain_of(g: &str) -> Result<Grain, Error> {
+    Grain::parse(g).ok_or_else(|| {
+        Error::new(Reason::GrainInvalid, format!("'{g}' is not a valid granularity. Try 'day', 'week', 'month', 'year' or 'all'"))
+    })
+}
+
+/// A list response: `{"<key>": rows, "meta"?}` in JSON, or CSV; always paginated.
+fn list(state: &AppState, ctx: &Ctx, key: &str, rows: Vec<Value>, stem: &str) -> Res {
+    let fmt = match ctx.params.get("format") {
+        Some(f) => format::parse(f)?,
+        None => format::Format::Json,
+    };
+    let (page, show_meta) = pagination::metadata_page(ctx, state.config.query.default_per_page, rows.len())?;
+    let slice = &rows[page.range()];
+    let mut r = if fmt == format::Format::Csv {
+        reply::body(200, metadata_csv(slice), "text/csv; charset=utf-8")
+    } else {
+        let mut body = Map::new();
+        body.insert(key.into(), Value::Array(slice.to_vec()));
+        if show_meta {
+            body.insert("meta".into(), page.meta());
+        }
+        reply::json(200, &Value::Object(body))
+    };
+    page.add_link_header(&mut r);
+    download_header(state, ctx, &mut r, fmt, stem);
+    Ok(r)
+}
+
+fn download_header(state: &AppState, ctx: &Ctx, r: &mut Response, fmt: format::Format, stem: &str) {
+    let given = ctx.params.get("filename").filter(|f| !f.is_empty());
+    if fmt == format::Format::Csv || given.is_some() {
+        let name = format::download_name(given, stem, fmt, state.config.query.download_file_max_name_length);
+        reply::set_header(r, "content-disposition", &format!("attachment; filename={name}"));
+    }
+}
+
+/// CSV of metadata rows: header from the first row's keys; nested values as JSON text.
+fn metadata_csv(rows: &[Value]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if let Some(Value::Object(first)) = rows.first() {
+        let keys: Vec<&String> = first.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k).collect();
+        let _ = w.write_record(keys.iter().map(|k| k.as_str()));
+        for row in rows {
+            let rec: Vec<String> = keys
+                .iter()
+                .map(|k| match row.get(k.as_str()) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Null) | None => String::new(),
+                    Some(v) => v.to_string(),
+                })
+                .collect();
+            let _ = w.write_record(&rec);
+        }
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+pub fn tables(state: &AppState, ctx: &Ctx) -> Res {
+    let cat = &state.catalog;
+    if ctx.params.get("format").is_some_and(|f| f.eq_ignore_ascii_case("fullview")) {
+        return Ok(reply::json(200, &fullview(ctx, cat)));
+    }
+    let rows = cat.tables.values().flat_map(|t| t.grains.iter().map(|g| table_summary(ctx, t, *g))).collect();
+    list(state, ctx, "rows", rows, "tables")
+}
+
+fn fullview(ctx: &Ctx, cat: &Catalog) -> Value {
+    let tables: Vec<Value> = cat
+        .tables
+        .values()
+        .map(|t| {
+            let grains: Vec<Value> = t
+                .grains
+                .iter()
+                .map(|g| {
+                    let dims: Vec<Value> = t
+                        .dimensions
+                        .iter()
+                        .filter_map(|d| cat.dimensions.get(d))
+                        .map(|d| json!({
+                            "category": d.category, "name": d.name, "longName": d.long_name,
+                            "cardinality": cardinality(cat, d), "fields": fields_json(d), "storageStrategy": d.storage_strategy(),
+                        }))
+                        .collect();
+                    let metrics: Vec<Value> = t
+                        .metrics_at(cat, *g)
+                        .iter()
+                        .map(|m| json!({"category": m.category, "name": m.name, "longName": m.long_name, "type": m.type_name}))
+                        .collect();
+                    json!({
+                        "name": g.name(), "longName": g.long_name(),
+                        "description": format!("The {} {} grain", t.name, g.name()),
+                        "retention": t.retention, "dimensions": dims, "metrics": metrics,
+                    })
+                })
+                .collect();
+            json!({"name": t.name, "longName": t.long_name, "description": t.description, "category": t.category, "timeGrains": grains})
+        })
+        .collect();
+    let _ = ctx;
+    json!({ "tables": tables })
+}
+
+pub fn table(state: &AppState, ctx: &Ctx, name: &str) -> Res {
+    let t = table_or_404(state, name)?;
+    let rows = t.grains.iter().map(|g| table_summary(ctx, t, *g)).collect();
+    list(state, ctx, "rows", rows, &format!("tables-{name}"))
+}
+
+pub fn table_grain(state: &AppState, ctx: &Ctx, name: &str, grain: &str, dims: &[&str]) -> Res {
+    let cat = &state.catalog;
+    let t = table_or_404(state, name)?;
+    let g = grain_of(grain)?;
+    if !t.grains.contains(&g) {
+        return Err(Error::new(Reason::TableGrainInvalid, format!("Invalid pair of granularity '{grain}' and table '{name}'.")));
+    }
+    let mut availability = t.availability();
+    if !dims.is_empty() || ctx.params.get("metrics").is_some() || ctx.params.get("dateTime").is_some() {
+        availability = constrained_availability(state, ctx, t, g, dims)?;
+    }
+    let dim_list: Vec<Value> = t.dimensions.iter().filter_map(|d| cat.dimensions.get(d)).map(|d| dimension_summary(ctx, cat, d)).collect();
+    let metric_list: Vec<Value> = t.metrics_at(cat, g).iter().map(|m| metric_summary(ctx, m)).collect();
+    let body = json!({
+        "category": t.category, "name": t.name, "longName": t.long_name, "retention": t.retention,
+        "granularity": g.name(), "description": t.description, "dimensions": dim_list, "metrics": metric_list,
+        "availableIntervals": availability.iter().map(|i| i.iso_utc()).collect::<Vec<_>>(),
+    });
+    Ok(reply::json(200, &body))
+}
+
+/// Availability narrowed to the physical tables holding the requested dimensions and to the
+/// requested intervals (spec §10, constrained table request).
+fn constrained_availability(state: &AppState, ctx: &Ctx, t: &LogicalTable, g: Grain, dims: &[&str]) -> Result<Vec<Interval>, Error> {
+    let cat = &state.catalog;
+    let names: Vec<String> = dims.iter().map(|d| d.split(';').next().unwrap_or("").to_string()).collect();
+    let unknown: Vec<&String> = names.iter().filter(|d| !cat.dimensions.contains_key(*d)).collect();
+    if !unknown.is_empty() {
+        return Err(Error::new(Reason::DimensionUndefined, format!("Dimension(s) '{}' do not exist.", java_list(&unknown))));
+    }
+    let missing: Vec<&String> = names.iter().filter(|d| !t.dimensions.contains(d)).collect();
+    if !missing.is_empty() {
+        return Err(Error::new(Reason::DimensionNotInTable, format!(
+            "Requested dimension(s) '{}' are not supported by the table '{}'.", java_list(&missing), t.name
+        )));
+    }
+    if let Some(m) = ctx.params.get("metrics").filter(|m| !m.is_empty()) {
+        let refs = crate::grammar::metrics::parse(Some(m))?;
+        let bad: Vec<&str> = refs.iter().map(|r| r.name.as_str()).filter(|n| !cat.metrics.contains_key(*n)).collect();
+        if !bad.is_empty() {
+            return Err(Error::new(Reason::MetricUndefined, format!("Metric(s) '{}' do not exist.", java_list(&bad))));
+        }
+    }
+    let ast = datetime::parse(ctx.params.get("dateTime"))?;
+    let tz = match ctx.params.get("timeZone") {
+        Some(z) => datetime::parse_time_zone(z)?,
+        None => state.config.timezone(),
+    };
+    let c = datetime::Context { grain: g, tz, now: state.clock.now_ms(), rrule_max: state.config.query.rrule_max_occurences };
+    let intervals = datetime::evaluate(&ast, &c)?;
+    let avail = time::merge(
+        t.physical
+            .iter()
+            .filter(|p| names.iter().all(|d| p.dimensions.contains(d)))
+            .flat_map(|p| p.availability.iter().copied())
+            .collect(),
+    );
+    Ok(time::intersect(&avail, &intervals))
+}
+
+pub fn dimensions(state: &AppState, ctx: &Ctx) -> Res {
+    let cat = &state.catalog;
+    let rows = cat.dimensions.values().map(|d| dimension_summary(ctx, cat, d)).collect();
+    list(state, ctx, "rows", rows, "dimensions")
+}
+
+fn dimension_or_404<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<Dimension>, Error> {
+    state
+        .catalog
+        .dimensions
+        .get(name)
+        .ok_or_else(|| Error::new(Reason::DimensionNotFound, format!("Dimension(s) '{name}' do not exist.")))
+}
+
+pub fn dimension(state: &AppState, ctx: &Ctx, name: &str) -> Res {
+    let cat = &state.catalog;
+    let d = dimension_or_404(state, name)?;
+    let tables: Vec<Value> = cat
+        .tables_with_dimension(name)
+        .iter()
+        .flat_map(|t| t.grains.iter().map(|g| table_summary(ctx, t, *g)).collect::<Vec<_>>())
+        .collect();
+    let body = json!({
+        "category": d.category, "name": d.name, "longName": d.long_name, "description": d.description,
+        "fields": fields_json(d), "values": format!("{}/dimensions/{}/values", ctx.base, d.name),
+        "cardinality": cardinality(cat, d), "storageStrategy": d.storage_strategy(), "tables": tables,
+    });
+    Ok(reply::json(200, &body))
+}
+
+/// `desc` → `description` in value rows (Fili renames any field containing `desc`).
+fn value_field_name(f: &str) -> String {
+    if f.contains("desc") && !f.contains("description") { f.replace("desc", "description") } else { f.to_string() }
+}
+
+pub async fn dimension_values(state: &Arc<AppState>, ctx: &Ctx, name: &str) -> Res {
+    let d = dimension_or_404(state, name)?.clone();
+    let clauses = filters::parse(ctx.params.get("filters").unwrap_or(""))?;
+    for c in &clauses {
+        if c.dimension != d.name {
+            return Err(Error::new(Reason::FilterDimensionUndefined, format!(
+                "Filter dimension '{}' is not supported here: the values of '{}' can only be filtered on its own fields.", c.dimension, d.name
+            )));
+        }
+        if d.field_index(&c.field).is_none() {
+            return Err(Error::new(Reason::FilterFieldUndefined, format!(
+                "Filter dimension field '{}' is not supported by the dimension '{}'.", c.field, d.name
+            )));
+        }
+    }
+    let st = state.clone();
+    let dim = d.clone();
+    let rows = tokio::task::spawn_blocking(move || dimension_rows(&st.catalog, &dim))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(|e| Error::new(Reason::DataFileUnreadable, e.to_string()))?;
+    let out: Vec<Value> = rows
+        .rows()
+        .iter()
+        .filter(|r| clauses.iter().all(|c| clause_matches(c.op, &c.values, &r[d.field_index(&c.field).unwrap_or(0)])))
+        .map(|r| {
+            let mut m = Map::new();
+            for (f, v) in d.fields.iter().zip(r.iter()) {
+                m.insert(value_field_name(&f.name), json!(v));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    list(state, ctx, "rows", out, &format!("dimensions-{name}-values"))
+}
+
+pub fn metrics(state: &AppState, ctx: &Ctx) -> Res {
+    let rows = state.catalog.metrics.values().map(|m| metric_summary(ctx, m)).collect();
+    list(state, ctx, "rows", rows, "metrics")
+}
+
+pub fn metric(state: &AppState, ctx: &Ctx, name: &str) -> Res {
+    let cat = &state.catalog;
+    let m = cat
+        .metrics
+        .get(name)
+        .ok_or_else(|| Error::new(Reason::MetricNotFound, format!("Metric(s) '{name}' do not exist.")))?;
+    let tables: Vec<Value> = cat
+        .tables_with_metric(name)
+        .iter()
+        .flat_map(|t| t.grains.iter().filter(|g| cat.metric_valid_at(m, **g)).map(|g| table_summary(ctx, t, *g)).collect::<Vec<_>>())
+        .collect();
+    let body = json!({
+        "category": m.category, "name": m.name, "longName": m.long_name, "type": m.type_name,
+        "description": m.description, "tables": tables,
+    });
+    Ok(reply::json(200, &body))
+}
+
+pub fn slices(state: &AppState, ctx: &Ctx) -> Res {
+    let rows = state
+        .catalog
+        .tables
+        .values()
+        .flat_map(|t| t.physical.iter())
+        .map(|p| json!({"name": p.name, "timeGrain": p.grain.name(), "uri": format!("{}/slices/{}", ctx.base, p.name)}))
+        .collect();
+    list(state, ctx, "rows", rows, "slices")
+}
+
+pub fn slice(state: &AppState, ctx: &Ctx, name: &str) -> Res {
+    let (t, p) = state
+        .catalog
+        .slice(name)
+        .ok_or_else(|| Error::new(Reason::SliceUndefined, format!("Slice with name '{name}' does not exist.")))?;
+    let intervals: Vec<String> = p.availability.iter().map(|i| i.iso_utc()).collect();
+    let dims: Vec<Value> = p
+        .dimensions
+        .iter()
+        .map(|d| json!({"name": d, "factName": p.column_for(d), "uri": format!("{}/dimensions/{}", ctx.base, d), "intervals": intervals}))
+        .collect();
+    let metric_names: Vec<&String> = if p.metrics.is_empty() { t.metrics.iter().collect() } else { p.metrics.iter().collect() };
+    let metrics: Vec<Value> = metric_names.iter().map(|m| json!({"name": m, "intervals": intervals})).collect();
+    let body = json!({
+        "name": p.name, "timeGrain": p.grain.name(), "timeZone": p.timezone.name(),
+        "dimensions": dims, "metrics": metrics, "segmentInfo": {},
+        "table": t.name,
+        "kind": if p.kind == crate::catalog::physical::PhysicalKind::Raw { "raw" } else { "rollup" },
+        "files": p.files.iter().map(|f| json!({
+            "path": f.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+            "rows": f.num_rows(), "rowGroups": f.num_row_groups(), "bytes": f.size_bytes,
+        })).collect::<Vec<_>>(),
+    });
+    Ok(reply::json(200, &body))
+}
+
+pub fn status(state: &AppState, _ctx: &Ctx) -> Response {
+    let tables: Map<String, Value> = state
+        .catalog
+        .tables
+        .values()
+        .map(|t| (t.name.clone(), json!({"status": "ok", "physicalTables": t.physical.len(), "rows": t.physical.iter().map(|p| p.total_rows()).max().unwrap_or(0)})))
+        .collect();
+    let body = json!({
+        "status": "ok", "healthy": true, "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": state.started.elapsed().as_secs(), "tables": tables,
+    });
+    reply::json(200, &body)
+}

@@ -1,0 +1,114 @@
+//! The HTTP layer (warp): one GET route that identifies the request, then dispatches on the
+//! decoded path. Every response — success or error — gets `X-Request-ID` and the CORS
+//! headers here, and every error is rendered by the one mapping in [`crate::error`].
+
+pub mod meta;
+pub mod pagination;
+pub mod params;
+pub mod reply;
+
+use crate::app::AppState;
+use crate::error::{Error, Reason};
+use warp::http::{HeaderMap, Method};
+use reply::Ctx;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use warp::Filter;
+use warp::path::FullPath;
+
+/// The warp filter serving the whole API.
+pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(warp::any().map(move || state.clone()))
+        .then(|method: Method, path: FullPath, query: String, headers: HeaderMap, state: Arc<AppState>| async move {
+            handle(state, method, path.as_str().to_string(), query, headers).await
+        })
+}
+
+/// Binds `addr` and serves until `shutdown` resolves. Returns the bound address through
+/// `on_bound` (port 0 picks a free port).
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(state)).incoming(listener).graceful(shutdown).run().await;
+}
+
+/// Binds a listener on `bind:port`.
+pub async fn bind(bind: &str, port: u16) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind((bind, port)).await?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+async fn handle(state: Arc<AppState>, method: Method, path: String, query: String, headers: HeaderMap) -> warp::reply::Response {
+    let ctx = Ctx::new(&state, &path, &query, &headers);
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("request", id = %ctx.request_id, path = %path);
+    let _g = span.enter();
+    let resp = match dispatch(&state, &method, &ctx).await {
+        Ok(r) => r,
+        Err(e) => reply::error(&e, &ctx, None),
+    };
+    let resp = reply::finish(resp, &ctx);
+    tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0, "served");
+    resp
+}
+
+async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &Ctx) -> Result<warp::reply::Response, Error> {
+    if method == Method::OPTIONS {
+        return Ok(reply::empty(200));
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return Err(Error::new(
+            Reason::MethodNotAllowed,
+            format!("Method {method} is not allowed. The API is read-only: use GET."),
+        ));
+    }
+    let uri_len = ctx.path.len() + ctx.params.raw.len() + 1;
+    if uri_len > state.config.server.max_uri_length {
+        return Err(Error::new(
+            Reason::UriTooLong,
+            format!("The request URI is {uri_len} bytes long; the limit is {} bytes.", state.config.server.max_uri_length),
+        ));
+    }
+    let root = state.config.server.api_root.trim_end_matches('/');
+    let segs = ctx.segments();
+    if ctx.path == "/status" || ctx.path == "/status/" {
+        return Ok(meta::status(state, ctx));
+    }
+    let rest: Vec<&str> = match ctx.path.strip_prefix(root) {
+        Some(r) if r.is_empty() || r.starts_with('/') => {
+            let skip = root.split('/').filter(|s| !s.is_empty()).count();
+            segs.iter().skip(skip).map(|s| s.as_str()).collect()
+        }
+        _ => return Err(not_found(ctx)),
+    };
+    match rest.as_slice() {
+        ["tables"] => meta::tables(state, ctx),
+        ["tables", t] => meta::table(state, ctx, t),
+        ["tables", t, g, dims @ ..] => meta::table_grain(state, ctx, t, g, dims),
+        ["dimensions"] => meta::dimensions(state, ctx),
+        ["dimensions", d] => meta::dimension(state, ctx, d),
+        ["dimensions", d, "values"] => meta::dimension_values(state, ctx, d).await,
+        ["dimensions", d, "search"] => Err(Error::new(
+            Reason::MethodNotAllowed,
+            format!("Dimension {d} does not support search queries. Please try again using a standard api filter against the dimension values endpoint."),
+        )),
+        ["metrics"] => meta::metrics(state, ctx),
+        ["metrics", m] => meta::metric(state, ctx, m),
+        ["slices"] => meta::slices(state, ctx),
+        ["slices", s] => meta::slice(state, ctx, s),
+        _ => Err(not_found(ctx)),
+    }
+}
+
+fn not_found(ctx: &Ctx) -> Error {
+    Error::new(Reason::RouteNotFound, format!("No resource at '{}'. See /v1/tables, /v1/dimensions, /v1/metrics and /v1/data.", ctx.path))
+}

@@ -1,0 +1,73 @@
+//! Query parameters: names case-insensitive and mapped to their canonical spelling, values
+//! percent-decoded; a repeated parameter keeps its first value (JAX-RS behaviour).
+
+use std::collections::HashMap;
+
+/// Every parameter the API knows, in canonical spelling.
+pub const KNOWN: [&str; 16] = [
+    "metrics", "dateTime", "filters", "having", "sort", "count", "topN", "format", "timeZone",
+    "asyncAfter", "filename", "perPage", "page", "_cache", "query", "show",
+];
+
+/// Parsed query parameters.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    values: HashMap<String, String>,
+    /// The raw query string as received (for building links).
+    pub raw: String,
+}
+
+impl Params {
+    pub fn parse(raw: &str) -> Params {
+        let mut values = HashMap::new();
+        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+            let lower = k.to_ascii_lowercase();
+            let name = KNOWN.iter().find(|n| n.to_ascii_lowercase() == lower).map(|n| n.to_string()).unwrap_or(lower);
+            values.entry(name).or_insert_with(|| v.into_owned());
+        }
+        Params { values, raw: raw.to_string() }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(|s| s.as_str())
+    }
+
+    /// The longest value, for the parameter-size guard.
+    pub fn longest(&self) -> Option<(&str, usize)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v.len())).max_by_key(|(_, l)| *l)
+    }
+
+    /// The query string with `page`/`perPage` replaced (pagination links), other parameters
+    /// kept in their original order and spelling.
+    pub fn with_page(&self, page: usize, per_page: usize) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form_urlencoded::parse(self.raw.as_bytes()) {
+            let l = k.to_ascii_lowercase();
+            if l != "page" && l != "perpage" {
+                out.append_pair(&k, &v);
+            }
+        }
+        out.append_pair("perPage", &per_page.to_string());
+        out.append_pair("page", &page.to_string());
+        out.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_case_insensitive_first_value_wins() {
+        let p = Params::parse("DATETIME=2013-01-01%2F2013-02-01&metrics=a&Metrics=b&topn=3");
+        assert_eq!(p.get("dateTime"), Some("2013-01-01/2013-02-01"));
+        assert_eq!(p.get("metrics"), Some("a"));
+        assert_eq!(p.get("topN"), Some("3"));
+    }
+
+    #[test]
+    fn page_links_replace_paging() {
+        let p = Params::parse("metrics=a&page=2&PERPAGE=5");
+        assert_eq!(p.with_page(3, 5), "metrics=a&perPage=5&page=3");
+    }
+}

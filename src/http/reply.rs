@@ -1,0 +1,117 @@
+//! Building responses: JSON bodies, errors in Fili's shape, and the headers every response
+//! carries (`X-Request-ID`, CORS).
+
+use super::params::Params;
+use crate::app::AppState;
+use crate::error::Error;
+use serde_json::Value;
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
+use warp::reply::Response;
+
+/// What handlers know about the request.
+pub struct Ctx {
+    pub request_id: String,
+    /// The decoded path as received.
+    pub path: String,
+    pub params: Params,
+    pub headers: HeaderMap,
+    /// `http://host` as the client addressed us, for absolute links.
+    pub origin: String,
+    /// `origin` + API root.
+    pub base: String,
+}
+
+impl Ctx {
+    pub fn new(state: &AppState, path: &str, query: &str, headers: &HeaderMap) -> Ctx {
+        let request_id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 200 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)))
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let host = headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| format!("{}:{}", state.config.server.bind, state.config.server.port));
+        let origin = format!("http://{host}");
+        let base = format!("{origin}{}", state.config.server.api_root.trim_end_matches('/'));
+        Ctx { request_id, path: path.to_string(), params: Params::parse(query), headers: headers.clone(), origin, base }
+    }
+
+    /// Decoded, non-empty path segments.
+    pub fn segments(&self) -> Vec<String> {
+        self.path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect()
+    }
+
+    /// The absolute URL of this request with a different query string.
+    pub fn url_with_query(&self, query: &str) -> String {
+        if query.is_empty() { format!("{}{}", self.origin, self.path) } else { format!("{}{}?{query}", self.origin, self.path) }
+    }
+
+    /// The absolute URL of this request.
+    pub fn url(&self) -> String {
+        self.url_with_query(&self.params.raw)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub fn with_status(mut r: Response, status: u16) -> Response {
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r
+}
+
+pub fn set_header(r: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+}
+
+/// A compact JSON body.
+pub fn json(status: u16, v: &Value) -> Response {
+    body(status, serde_json::to_vec(v).unwrap_or_default(), "application/json; charset=utf-8")
+}
+
+pub fn body(status: u16, bytes: Vec<u8>, content_type: &str) -> Response {
+    let mut r = with_status(Response::new(bytes.into()), status);
+    set_header(&mut r, "content-type", content_type);
+    r
+}
+
+pub fn empty(status: u16) -> Response {
+    with_status(Response::new(Vec::<u8>::new().into()), status)
+}
+
+/// An error in Fili's JSON shape (pretty-printed, as Fili does).
+pub fn error(e: &Error, ctx: &Ctx, druid_query: Option<Value>) -> Response {
+    if e.status() >= 500 {
+        tracing::error!(reason = e.reason.code(), "{}", e.message);
+    }
+    let v = e.body(&ctx.request_id, druid_query);
+    let mut r = body(e.status(), serde_json::to_vec_pretty(&v).unwrap_or_default(), "application/json; charset=utf-8");
+    if e.status() == 429 {
+        set_header(&mut r, "retry-after", "1");
+    }
+    r
+}
+
+/// Adds the headers every response carries.
+pub fn finish(mut r: Response, ctx: &Ctx) -> Response {
+    set_header(&mut r, "x-request-id", &ctx.request_id);
+    let origin = ctx.header("origin").unwrap_or("*").to_string();
+    set_header(&mut r, "access-control-allow-origin", &origin);
+    let req_headers = ctx.header("access-control-request-headers").unwrap_or("").to_string();
+    set_header(&mut r, "access-control-allow-headers", &req_headers);
+    set_header(&mut r, "access-control-allow-methods", "GET, POST, DELETE, OPTIONS, PUT, PATCH");
+    set_header(&mut r, "access-control-allow-credentials", "true");
+    set_header(&mut r, "access-control-expose-headers", "X-Request-ID, Link, Content-Disposition, Server-Timing");
+    r
+}
