@@ -32,12 +32,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig {
-            bind: "127.0.0.1".into(),
-            port: 9998,
-            api_root: "/v1".into(),
-            max_uri_length: 16384,
-        }
+        ServerConfig { bind: "127.0.0.1".into(), port: 9998, api_root: "/v1".into(), max_uri_length: 16384 }
     }
 }
 
@@ -155,8 +150,7 @@ impl GatewayConfig {
         if !path.exists() {
             return Ok(GatewayConfig::default());
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
         let cfg: GatewayConfig =
             toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), toml_message(&e)))?;
         cfg.validate().map_err(|e| format!("{}: {e}", path.display()))?;

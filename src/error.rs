@@ -140,16 +140,44 @@ impl Reason {
     pub fn status(self) -> u16 {
         use Reason::*;
         match self {
-            FormatInvalid | FilenameInvalid | AsyncAfterInvalid | PaginationInvalid
-            | TimeZoneUnknown | GrainInvalid | MetricsMissing | MetricInvalid | DateTimeMissing
-            | IntervalInvalid | IntervalZeroLength | IntervalMisaligned | IntervalTooMany
-            | FilterInvalid | FilterOperatorInvalid | FilterValuesInvalid | HavingInvalid
-            | HavingOperatorInvalid | HavingValueInvalid | SortInvalid | TopNInvalid
-            | TopNWithoutSort | CountInvalid | ShowFieldUndefined | ParameterTooLong
-            | TableUndefined | TableGrainInvalid | DimensionUndefined | DimensionNotInTable
-            | MetricUndefined | MetricNotInTable | FilterDimensionUndefined
-            | FilterFieldUndefined | FilterDimensionNotInTable | FilterOperationDisabled
-            | FilterTooManyValues | HavingMetricUndefined | SortMetricUndefined
+            FormatInvalid
+            | FilenameInvalid
+            | AsyncAfterInvalid
+            | PaginationInvalid
+            | TimeZoneUnknown
+            | GrainInvalid
+            | MetricsMissing
+            | MetricInvalid
+            | DateTimeMissing
+            | IntervalInvalid
+            | IntervalZeroLength
+            | IntervalMisaligned
+            | IntervalTooMany
+            | FilterInvalid
+            | FilterOperatorInvalid
+            | FilterValuesInvalid
+            | HavingInvalid
+            | HavingOperatorInvalid
+            | HavingValueInvalid
+            | SortInvalid
+            | TopNInvalid
+            | TopNWithoutSort
+            | CountInvalid
+            | ShowFieldUndefined
+            | ParameterTooLong
+            | TableUndefined
+            | TableGrainInvalid
+            | DimensionUndefined
+            | DimensionNotInTable
+            | MetricUndefined
+            | MetricNotInTable
+            | FilterDimensionUndefined
+            | FilterFieldUndefined
+            | FilterDimensionNotInTable
+            | FilterOperationDisabled
+            | FilterTooManyValues
+            | HavingMetricUndefined
+            | SortMetricUndefined
             | GrainNotSatisfiable => 400,
             Unauthorized => 401,
             Forbidden => 403,

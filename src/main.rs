@@ -95,7 +95,12 @@ fn serve(args: ServeArgs) -> ExitCode {
             for p in &problems {
                 eprintln!("error: {p}");
             }
-            eprintln!("{}: {} problem(s); run `quiver check --config {}` for the list", dir.display(), problems.len(), dir.display());
+            eprintln!(
+                "{}: {} problem(s); run `quiver check --config {}` for the list",
+                dir.display(),
+                problems.len(),
+                dir.display()
+            );
             return ExitCode::FAILURE;
         }
     };

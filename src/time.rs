@@ -236,7 +236,13 @@ pub fn add(grain: Grain, tz: Tz, start: i64, n: i64) -> i64 {
             };
             match target {
                 Some(t) => from_local(tz, t.and_time(local.time())),
-                None => if n >= 0 { i64::MAX / 4 } else { i64::MIN / 4 },
+                None => {
+                    if n >= 0 {
+                        i64::MAX / 4
+                    } else {
+                        i64::MIN / 4
+                    }
+                }
             }
         }
     }
@@ -428,10 +434,14 @@ mod tests {
     fn merge_joins_overlaps_and_abutting() {
         let m = merge(vec![Interval::new(5, 8), Interval::new(0, 2), Interval::new(2, 3), Interval::new(7, 9)]);
         assert_eq!(m, vec![Interval::new(0, 3), Interval::new(5, 9)]);
-        assert_eq!(subtract(&[Interval::new(0, 10)], &[Interval::new(2, 3), Interval::new(8, 12)]),
-            vec![Interval::new(0, 2), Interval::new(3, 8)]);
-        assert_eq!(intersect(&[Interval::new(0, 10)], &[Interval::new(2, 3), Interval::new(8, 12)]),
-            vec![Interval::new(2, 3), Interval::new(8, 10)]);
+        assert_eq!(
+            subtract(&[Interval::new(0, 10)], &[Interval::new(2, 3), Interval::new(8, 12)]),
+            vec![Interval::new(0, 2), Interval::new(3, 8)]
+        );
+        assert_eq!(
+            intersect(&[Interval::new(0, 10)], &[Interval::new(2, 3), Interval::new(8, 12)]),
+            vec![Interval::new(2, 3), Interval::new(8, 10)]
+        );
     }
 
     #[test]

@@ -53,13 +53,21 @@ pub fn load(tables_dir: &Path, data_root: &Path) -> Result<Catalog, Vec<String>>
         }
     }
     check_metric_references(&mut catalog, &metrics, &mut problems);
+    let defined = Defined { dims: dims.keys().cloned().collect(), metrics: metrics.keys().cloned().collect() };
     for (name, (path, spec)) in &tables {
         let mut p = Problems::new(path, &mut problems);
-        if let Some(t) = build_table(name, spec, data_root, &catalog, &mut p) {
+        if let Some(t) = build_table(name, spec, data_root, &catalog, &defined, &mut p) {
             catalog.tables.insert(name.clone(), t);
         }
     }
     if problems.is_empty() { Ok(catalog) } else { Err(problems) }
+}
+
+/// Names defined in some file (even if their definition has problems), so one mistake is
+/// not reported again as "not defined" wherever the name is used.
+struct Defined {
+    dims: std::collections::BTreeSet<String>,
+    metrics: std::collections::BTreeSet<String>,
 }
 
 struct Problems<'a> {
@@ -78,13 +86,10 @@ impl<'a> Problems<'a> {
 }
 
 fn list_toml(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: cannot read the tables directory: {e}", dir.display()))?;
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("{}: cannot read the tables directory: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "toml")).collect();
     files.sort();
     if files.is_empty() {
         return Err(format!("{}: no *.toml table file found", dir.display()));
@@ -161,7 +166,10 @@ fn build_dimension(name: &str, spec: &DimensionSpec, root: &Path, p: &mut Proble
     }
     for (i, f) in fields.iter().enumerate() {
         if f.name.is_empty() || f.name.contains([',', '|', '-', '[', ']', ';', '=']) {
-            p.add(&format!("{key}.fields"), format!("field name '{}' may not be empty or contain , | - [ ] ; =", f.name));
+            p.add(
+                &format!("{key}.fields"),
+                format!("field name '{}' may not be empty or contain , | - [ ] ; =", f.name),
+            );
         }
         if fields[..i].iter().any(|g| g.name == f.name) {
             p.add(&format!("{key}.fields"), format!("field '{}' is listed twice", f.name));
@@ -171,13 +179,17 @@ fn build_dimension(name: &str, spec: &DimensionSpec, root: &Path, p: &mut Proble
         Some(d) => {
             for f in d {
                 if !fields.iter().any(|x| &x.name == f) {
-                    p.add(&format!("{key}.default_fields"), format!("'{f}' is not one of the fields {:?}", field_names(&fields)));
+                    p.add(
+                        &format!("{key}.default_fields"),
+                        format!("'{f}' is not one of the fields {:?}", field_names(&fields)),
+                    );
                 }
             }
             d.clone()
         }
         None => {
-            let d: Vec<String> = fields.iter().filter(|f| f.name == "id" || f.name == "desc").map(|f| f.name.clone()).collect();
+            let d: Vec<String> =
+                fields.iter().filter(|f| f.name == "id" || f.name == "desc").map(|f| f.name.clone()).collect();
             if d.is_empty() { vec![fields[0].name.clone()] } else { d }
         }
     };
@@ -198,7 +210,10 @@ fn build_dimension(name: &str, spec: &DimensionSpec, root: &Path, p: &mut Proble
                 .collect();
             for mapped in l.fields.keys() {
                 if !fields.iter().any(|f| &f.name == mapped) {
-                    p.add(&format!("{key}.lookup.fields.{mapped}"), format!("'{mapped}' is not one of the fields {:?}", field_names(&fields)));
+                    p.add(
+                        &format!("{key}.lookup.fields.{mapped}"),
+                        format!("'{mapped}' is not one of the fields {:?}", field_names(&fields)),
+                    );
                 }
             }
             // Unmapped fields without a like-named column stay empty rather than failing.
@@ -295,7 +310,9 @@ fn build_metric(name: &str, spec: &MetricSpec, p: &mut Problems) -> Option<Metri
                 return None;
             }
         };
-        if matches!(func, AggFunc::CountDistinct | AggFunc::ApproxCountDistinct) && !matches!(input, AggInput::Column(_)) {
+        if matches!(func, AggFunc::CountDistinct | AggFunc::ApproxCountDistinct)
+            && !matches!(input, AggInput::Column(_))
+        {
             p.add(&key, format!("aggregation '{agg}' needs a `column`"));
             return None;
         }
@@ -317,7 +334,10 @@ fn build_metric(name: &str, spec: &MetricSpec, p: &mut Problems) -> Option<Metri
         let per = match spec.per.as_deref().and_then(Grain::parse) {
             Some(g @ (Grain::Day | Grain::Week | Grain::Month)) => g,
             _ => {
-                p.add(&format!("{key}.per"), format!("expected day, week or month, found {:?}", spec.per.as_deref().unwrap_or("")));
+                p.add(
+                    &format!("{key}.per"),
+                    format!("expected day, week or month, found {:?}", spec.per.as_deref().unwrap_or("")),
+                );
                 return None;
             }
         };
@@ -367,7 +387,10 @@ fn build_filter(f: &super::spec::MetricFilterSpec, key: &str, p: &mut Problems) 
         "lt" => PredOp::Cmp(CmpOp::Lt, num(p)?),
         "lte" => PredOp::Cmp(CmpOp::Lte, num(p)?),
         other => {
-            p.add(&format!("{key}.op"), format!("'{other}' is not one of isNull, notNull, in, notin, eq, gt, gte, lt, lte"));
+            p.add(
+                &format!("{key}.op"),
+                format!("'{other}' is not one of isNull, notNull, in, notin, eq, gt, gte, lt, lte"),
+            );
             return None;
         }
     };
@@ -407,10 +430,7 @@ fn metric_type(
     if stack.iter().any(|s| s == name) {
         return Err(format!("metrics refer to each other in a cycle: {} -> {name}", stack.join(" -> ")));
     }
-    let m = catalog
-        .metrics
-        .get(name)
-        .ok_or_else(|| format!("refers to metric '{name}', which is not defined"))?;
+    let m = catalog.metrics.get(name).ok_or_else(|| format!("refers to metric '{name}', which is not defined"))?;
     stack.push(name.to_string());
     let result = match &m.kind {
         MetricKind::Aggregation { func, input, .. } => Ok(match func {
@@ -436,7 +456,14 @@ fn metric_type(
     result
 }
 
-fn build_table(name: &str, spec: &TableSpec, root: &Path, catalog: &Catalog, p: &mut Problems) -> Option<LogicalTable> {
+fn build_table(
+    name: &str,
+    spec: &TableSpec,
+    root: &Path,
+    catalog: &Catalog,
+    defined: &Defined,
+    p: &mut Problems,
+) -> Option<LogicalTable> {
     let key = format!("table.{name}");
     if !valid_name(name) {
         p.add(&key, "table names may only contain letters, digits and '_'");
@@ -446,9 +473,10 @@ fn build_table(name: &str, spec: &TableSpec, root: &Path, catalog: &Catalog, p: 
     for g in &spec.grains {
         match Grain::parse(g) {
             Some(g) => grains.push(g),
-            None => p.add(&format!("{key}.grains"), format!(
-                "'{g}' is not a grain; expected second, minute, hour, day, week, month, quarter, year or all"
-            )),
+            None => p.add(
+                &format!("{key}.grains"),
+                format!("'{g}' is not a grain; expected second, minute, hour, day, week, month, quarter, year or all"),
+            ),
         }
     }
     grains.sort();
@@ -457,12 +485,15 @@ fn build_table(name: &str, spec: &TableSpec, root: &Path, catalog: &Catalog, p: 
         p.add(&format!("{key}.grains"), "expected at least one grain");
     }
     for d in &spec.dimensions {
-        if !catalog.dimensions.contains_key(d) {
-            p.add(&format!("{key}.dimensions"), format!("dimension '{d}' is not defined (define it as [dimension.{d}])"));
+        if !defined.dims.contains(d) {
+            p.add(
+                &format!("{key}.dimensions"),
+                format!("dimension '{d}' is not defined (define it as [dimension.{d}])"),
+            );
         }
     }
     for m in &spec.metrics {
-        if !catalog.metrics.contains_key(m) {
+        if !defined.metrics.contains(m) {
             p.add(&format!("{key}.metrics"), format!("metric '{m}' is not defined (define it as [metric.{m}])"));
         }
     }
@@ -504,7 +535,13 @@ fn build_physical(
     let grain = match Grain::parse(&ps.grain) {
         Some(g) if g != Grain::All => g,
         _ => {
-            p.add(&format!("{key}.grain"), format!("'{}' is not a grain; expected second, minute, hour, day, week, month, quarter or year", ps.grain));
+            p.add(
+                &format!("{key}.grain"),
+                format!(
+                    "'{}' is not a grain; expected second, minute, hour, day, week, month, quarter or year",
+                    ps.grain
+                ),
+            );
             return None;
         }
     };
@@ -544,22 +581,34 @@ fn build_physical(
     for f in &files[1..] {
         for field in schema.fields() {
             if f.metadata.schema().field_with_name(field.name()).is_err() {
-                p.add(&format!("{key}.path"), format!(
-                    "{} lacks column '{}' present in {}; all files of a physical table need the same columns",
-                    f.path.display(), field.name(), files[0].path.display()
-                ));
+                p.add(
+                    &format!("{key}.path"),
+                    format!(
+                        "{} lacks column '{}' present in {}; all files of a physical table need the same columns",
+                        f.path.display(),
+                        field.name(),
+                        files[0].path.display()
+                    ),
+                );
             }
         }
     }
     let columns_list = || schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
     match schema.field_with_name(&ps.time_column) {
         Ok(f) if physical::is_time_type(f.data_type()) => {}
-        Ok(f) => p.add(&format!("{key}.time_column"), format!(
-            "column '{}' has type {} but a timestamp or date is expected", ps.time_column, f.data_type()
-        )),
-        Err(_) => p.add(&format!("{key}.time_column"), format!(
-            "column '{}' is not in the Parquet schema of {} (columns: {})", ps.time_column, ps.path, columns_list()
-        )),
+        Ok(f) => p.add(
+            &format!("{key}.time_column"),
+            format!("column '{}' has type {} but a timestamp or date is expected", ps.time_column, f.data_type()),
+        ),
+        Err(_) => p.add(
+            &format!("{key}.time_column"),
+            format!(
+                "column '{}' is not in the Parquet schema of {} (columns: {})",
+                ps.time_column,
+                ps.path,
+                columns_list()
+            ),
+        ),
     }
     let dimensions = match (&ps.dimensions, kind) {
         (Some(d), _) => d.clone(),
@@ -579,12 +628,22 @@ fn build_physical(
         let col = ps.columns.get(d).cloned().unwrap_or_else(|| dim.column.clone());
         match schema.field_with_name(&col) {
             Ok(f) if is_dimension_type(f.data_type()) => {}
-            Ok(f) => p.add(&format!("{key}.columns.{d}"), format!(
-                "column '{col}' of dimension '{d}' has type {}; expected a string, integer or boolean", f.data_type()
-            )),
-            Err(_) => p.add(&format!("dimension.{d}.column"), format!(
-                "column '{col}' is not in the Parquet schema of physical table '{}' ({}); columns: {}", ps.name, ps.path, columns_list()
-            )),
+            Ok(f) => p.add(
+                &format!("{key}.columns.{d}"),
+                format!(
+                    "column '{col}' of dimension '{d}' has type {}; expected a string, integer or boolean",
+                    f.data_type()
+                ),
+            ),
+            Err(_) => p.add(
+                &format!("dimension.{d}.column"),
+                format!(
+                    "column '{col}' is not in the Parquet schema of physical table '{}' ({}); columns: {}",
+                    ps.name,
+                    ps.path,
+                    columns_list()
+                ),
+            ),
         }
         columns.insert(d.clone(), col);
     }
@@ -596,21 +655,30 @@ fn build_physical(
         let col = ps.columns.get(m).cloned().unwrap_or_else(|| m.clone());
         match catalog.metrics.get(m).map(|x| &x.kind) {
             Some(MetricKind::Aggregation { func, .. }) if func.reaggregate().is_some() => {}
-            Some(_) => p.add(&format!("{key}.metrics"), format!(
-                "metric '{m}' cannot be stored in a rollup (only count, sums, min and max re-aggregate)"
-            )),
+            Some(_) => p.add(
+                &format!("{key}.metrics"),
+                format!("metric '{m}' cannot be stored in a rollup (only count, sums, min and max re-aggregate)"),
+            ),
             None => p.add(&format!("{key}.metrics"), format!("metric '{m}' is not defined")),
         }
         if schema.field_with_name(&col).is_err() {
-            p.add(&format!("{key}.metrics"), format!(
-                "column '{col}' for metric '{m}' is not in the Parquet schema of {} (columns: {})", ps.path, columns_list()
-            ));
+            p.add(
+                &format!("{key}.metrics"),
+                format!(
+                    "column '{col}' for metric '{m}' is not in the Parquet schema of {} (columns: {})",
+                    ps.path,
+                    columns_list()
+                ),
+            );
         }
         columns.insert(m.clone(), col);
     }
     for k in ps.columns.keys() {
         if !dimensions.contains(k) && !ps.metrics.contains(k) {
-            p.add(&format!("{key}.columns.{k}"), format!("'{k}' is neither a dimension nor a metric of this physical table"));
+            p.add(
+                &format!("{key}.columns.{k}"),
+                format!("'{k}' is neither a dimension nor a metric of this physical table"),
+            );
         }
     }
     let availability = physical::availability(&files, grain, tz);
@@ -656,7 +724,13 @@ pub(crate) fn base_aggregations<'a>(catalog: &'a Catalog, metric: &str, out: &mu
     }
 }
 
-fn check_metrics_computable(key: &str, spec: &TableSpec, physical: &[Arc<PhysicalTable>], catalog: &Catalog, p: &mut Problems) {
+fn check_metrics_computable(
+    key: &str,
+    spec: &TableSpec,
+    physical: &[Arc<PhysicalTable>],
+    catalog: &Catalog,
+    p: &mut Problems,
+) {
     let raws: Vec<&Arc<PhysicalTable>> = physical.iter().filter(|t| t.kind == PhysicalKind::Raw).collect();
     for m in &spec.metrics {
         let mut bases = Vec::new();
@@ -671,19 +745,27 @@ fn check_metrics_computable(key: &str, spec: &TableSpec, physical: &[Arc<Physica
             for c in cols {
                 let present = raws.iter().any(|t| t.has_column(&c));
                 if !present && !in_rollup {
-                    p.add(&format!("metric.{}", b.name), format!(
-                        "column '{c}' is not in the Parquet schema of any raw physical table of {key} ({})",
-                        raws.iter().map(|t| t.path_spec.as_str()).collect::<Vec<_>>().join(", ")
-                    ));
+                    p.add(
+                        &format!("metric.{}", b.name),
+                        format!(
+                            "column '{c}' is not in the Parquet schema of any raw physical table of {key} ({})",
+                            raws.iter().map(|t| t.path_spec.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    );
                 }
                 for t in &raws {
                     if let Ok(f) = t.schema.field_with_name(&c)
                         && matches!(input, AggInput::Expr(_))
                         && !is_numeric_type(f.data_type())
                     {
-                        p.add(&format!("metric.{}.input", b.name), format!(
-                            "column '{c}' has type {} in '{}'; expressions need numeric columns", f.data_type(), t.name
-                        ));
+                        p.add(
+                            &format!("metric.{}.input", b.name),
+                            format!(
+                                "column '{c}' has type {} in '{}'; expressions need numeric columns",
+                                f.data_type(),
+                                t.name
+                            ),
+                        );
                     }
                 }
             }

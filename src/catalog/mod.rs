@@ -60,10 +60,7 @@ impl LogicalTable {
 
     /// The raw physical table with the most rows (used for dimension values and as fallback).
     pub fn raw(&self) -> Option<&Arc<PhysicalTable>> {
-        self.physical
-            .iter()
-            .filter(|p| p.kind == physical::PhysicalKind::Raw)
-            .max_by_key(|p| p.total_rows())
+        self.physical.iter().filter(|p| p.kind == physical::PhysicalKind::Raw).max_by_key(|p| p.total_rows())
     }
 }
 
@@ -111,11 +108,18 @@ impl Dimension {
 /// How a metric is computed.
 #[derive(Debug, Clone)]
 pub enum MetricKind {
-    Aggregation { func: AggFunc, input: AggInput, filter: Option<Predicate> },
+    Aggregation {
+        func: AggFunc,
+        input: AggInput,
+        filter: Option<Predicate>,
+    },
     /// Arithmetic over other metrics.
     Post(Expr),
     /// Sum per inner grain, averaged over the inner buckets with data.
-    NestedAvg { of: String, per: Grain },
+    NestedAvg {
+        of: String,
+        per: Grain,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -166,8 +170,6 @@ impl Catalog {
 
     /// Physical table by slice name.
     pub fn slice(&self, name: &str) -> Option<(&LogicalTable, &Arc<PhysicalTable>)> {
-        self.tables
-            .values()
-            .find_map(|t| t.physical.iter().find(|p| p.name == name).map(|p| (t, p)))
+        self.tables.values().find_map(|t| t.physical.iter().find(|p| p.name == name).map(|p| (t, p)))
     }
 }

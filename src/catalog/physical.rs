@@ -144,10 +144,11 @@ fn with_dictionary_strings(md: ArrowReaderMetadata, file: &File) -> Result<Arrow
         .map(|f| match f.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
                 changed = true;
-                Arc::new(f.as_ref().clone().with_data_type(DataType::Dictionary(
-                    Box::new(DataType::Int32),
-                    Box::new(DataType::Utf8),
-                )))
+                Arc::new(
+                    f.as_ref()
+                        .clone()
+                        .with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))),
+                )
             }
             _ => f.clone(),
         })
@@ -190,7 +191,8 @@ fn time_ranges(md: &ArrowReaderMetadata, column: &str) -> Option<Vec<Option<(i64
     let to_ms = time_unit_to_ms(field.data_type())?;
     let mins = arrow::compute::cast(&mins, &DataType::Int64).ok()?;
     let maxs = arrow::compute::cast(&maxs, &DataType::Int64).ok()?;
-    let (mins, maxs) = (mins.as_primitive::<arrow::datatypes::Int64Type>(), maxs.as_primitive::<arrow::datatypes::Int64Type>());
+    let (mins, maxs) =
+        (mins.as_primitive::<arrow::datatypes::Int64Type>(), maxs.as_primitive::<arrow::datatypes::Int64Type>());
     Some(
         (0..rgs.len())
             .map(|i| {

@@ -116,7 +116,10 @@ mod tests {
     use chrono_tz::America::New_York;
 
     fn utc(s: &str) -> i64 {
-        chrono::NaiveDateTime::parse_from_str(&format!("{s} 00:00:00"), "%Y-%m-%d %H:%M:%S").unwrap().and_utc().timestamp_millis()
+        chrono::NaiveDateTime::parse_from_str(&format!("{s} 00:00:00"), "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
     }
 
     #[test]
@@ -145,7 +148,8 @@ mod tests {
     #[test]
     fn clipping_and_caps() {
         let iv = [Interval::new(utc("2000-01-01"), utc("2100-01-01"))];
-        let b = Buckets::new(&iv, Grain::Day, Grain::Day, New_York, Some((utc("2013-01-01"), utc("2013-01-03"))), 100).unwrap();
+        let b = Buckets::new(&iv, Grain::Day, Grain::Day, New_York, Some((utc("2013-01-01"), utc("2013-01-03"))), 100)
+            .unwrap();
         assert_eq!(b.len(), 3, "clipped to the data range");
         assert!(Buckets::new(&iv, Grain::Day, Grain::Day, New_York, None, 100).is_err());
     }

@@ -54,7 +54,12 @@ fn unsupported(col: &str, dt: &DataType) -> EngineError {
 }
 
 /// Codes for every row of a dimension column.
-pub fn dimension_codes(name: &str, arr: &ArrayRef, codes: &mut DimCodes, out: &mut Vec<u32>) -> Result<(), EngineError> {
+pub fn dimension_codes(
+    name: &str,
+    arr: &ArrayRef,
+    codes: &mut DimCodes,
+    out: &mut Vec<u32>,
+) -> Result<(), EngineError> {
     out.clear();
     let n = arr.len();
     match arr.data_type() {
@@ -68,9 +73,9 @@ pub fn dimension_codes(name: &str, arr: &ArrayRef, codes: &mut DimCodes, out: &m
             let keys = d.keys();
             out.extend(keys.values().iter().map(|&k| map.get(k as usize).copied().unwrap_or(null_code)));
             if let Some(nulls) = keys.nulls() {
-                for i in 0..n {
-                    if nulls.is_null(i) {
-                        out[i] = null_code;
+                for (o, valid) in out.iter_mut().zip(nulls.iter()) {
+                    if !valid {
+                        *o = null_code;
                     }
                 }
             }
@@ -120,7 +125,11 @@ pub fn apply_predicate(name: &str, op: &PredOp, arr: &ArrayRef, mask: &mut [bool
             let keys = d.keys();
             for (i, m) in mask.iter_mut().enumerate().take(n) {
                 if *m {
-                    *m = if keys.is_null(i) { null_hit } else { hit.get(keys.value(i) as usize).copied().unwrap_or(null_hit) };
+                    *m = if keys.is_null(i) {
+                        null_hit
+                    } else {
+                        hit.get(keys.value(i) as usize).copied().unwrap_or(null_hit)
+                    };
                 }
             }
         }
@@ -138,7 +147,13 @@ pub fn apply_predicate(name: &str, op: &PredOp, arr: &ArrayRef, mask: &mut [bool
             let (t, f, nl) = (op.matches_text(Some("true")), op.matches_text(Some("false")), op.matches_text(None));
             for (i, m) in mask.iter_mut().enumerate().take(n) {
                 if *m {
-                    *m = if b.is_null(i) { nl } else if b.value(i) { t } else { f };
+                    *m = if b.is_null(i) {
+                        nl
+                    } else if b.value(i) {
+                        t
+                    } else {
+                        f
+                    };
                 }
             }
         }
@@ -216,7 +231,11 @@ pub fn as_f64(name: &str, arr: &ArrayRef) -> Result<Float64Array, EngineError> {
 
 /// Evaluates an arithmetic expression over numeric columns, vectorized; null where any
 /// input is null; x / 0 = 0.
-pub fn eval_expr(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>, n: usize) -> Result<Float64Array, EngineError> {
+pub fn eval_expr(
+    expr: &Expr,
+    column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
+    n: usize,
+) -> Result<Float64Array, EngineError> {
     match expr {
         Expr::Num(v) => Ok(Float64Array::from(vec![*v; n])),
         Expr::Ref(c) => as_f64(c, &column(c)?),
@@ -237,7 +256,8 @@ pub fn eval_expr(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineEr
 
 /// Time values of a batch in UTC ms.
 pub fn time_ms(name: &str, arr: &ArrayRef) -> Result<Vec<i64>, EngineError> {
-    let to_ms = crate::catalog::physical::time_unit_to_ms(arr.data_type()).ok_or_else(|| unsupported(name, arr.data_type()))?;
+    let to_ms =
+        crate::catalog::physical::time_unit_to_ms(arr.data_type()).ok_or_else(|| unsupported(name, arr.data_type()))?;
     let v = arrow::compute::cast(arr, &DataType::Int64).map_err(EngineError::arrow)?;
     let v = v.as_primitive::<Int64Type>();
     // Null times never fall in a bucket.
@@ -245,7 +265,11 @@ pub fn time_ms(name: &str, arr: &ArrayRef) -> Result<Vec<i64>, EngineError> {
 }
 
 /// A mask of rows matching every predicate.
-pub fn mask_for(preds: &[(String, PredOp)], cols: &dyn Fn(&str) -> Result<ArrayRef, EngineError>, n: usize) -> Result<Vec<bool>, EngineError> {
+pub fn mask_for(
+    preds: &[(String, PredOp)],
+    cols: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
+    n: usize,
+) -> Result<Vec<bool>, EngineError> {
     let mut mask = vec![true; n];
     for (c, op) in preds {
         apply_predicate(c, op, &cols(c)?, &mut mask)?;

@@ -88,7 +88,14 @@ impl Evaluator<'_> {
                 let acc = &level.accs[*i];
                 let n = level.groups.len();
                 Ok(if acc.is_integer() {
-                    Col::Int((0..n).map(|g| match acc.value(g) { Value::Int(v) => v, Value::Float(v) => v.map(|x| x as i64) }).collect())
+                    Col::Int(
+                        (0..n)
+                            .map(|g| match acc.value(g) {
+                                Value::Int(v) => v,
+                                Value::Float(v) => v.map(|x| x as i64),
+                            })
+                            .collect(),
+                    )
                 } else {
                     Col::Float((0..n).map(|g| acc.value(g).as_f64()).collect())
                 })
@@ -218,13 +225,15 @@ pub fn finalize(plan: &QueryPlan, base: Option<Partial>, buckets: &Buckets) -> R
         rollup(&base, &buckets.outer, buckets.outer_starts.clone())
     };
     let mut ev = Evaluator { plan, base: &base, buckets, memo: HashMap::new(), top_member: Some(member) };
-    let mut fields = vec![Field::new("dateTime", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false)];
+    let mut fields =
+        vec![Field::new("dateTime", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false)];
     let n = top.groups.len();
     let times: Vec<i64> = (0..n).map(|g| top.bucket_starts[top.groups.buckets[g] as usize]).collect();
     let mut cols: Vec<ArrayRef> = vec![Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC"))];
     for (j, gb) in plan.group_by.iter().enumerate() {
         fields.push(Field::new(&gb.name, DataType::Utf8, false));
-        let vals: Vec<&str> = (0..n).map(|g| base.dims[j].values[top.groups.codes_of(g)[j] as usize].as_str()).collect();
+        let vals: Vec<&str> =
+            (0..n).map(|g| base.dims[j].values[top.groups.codes_of(g)[j] as usize].as_str()).collect();
         cols.push(Arc::new(StringArray::from(vals)));
     }
     for o in plan.outputs.iter().filter(|o| !o.hidden) {

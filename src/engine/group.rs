@@ -2,12 +2,12 @@
 //! id through a hash table keyed on packed integers; accumulators are indexed by that id.
 //! A [`Partial`] is one worker's state; partials merge by dimension *values*, once.
 
+use super::EngineError;
 use super::accum::{Acc, Input};
 use super::buckets::{Buckets, SKIP};
 use super::columns::{self, DimCodes};
 use super::hll::hash_str;
 use super::plan::{AggFunc, AggInput, QueryPlan};
-use super::EngineError;
 use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use rustc_hash::FxHashMap;
@@ -97,7 +97,13 @@ impl Partial {
         Partial {
             groups: GroupTable::new(ctx.plan.group_by.len()),
             dims: vec![DimCodes::default(); ctx.plan.group_by.len()],
-            accs: ctx.plan.aggregations.iter().zip(&ctx.integer_inputs).map(|(a, int)| Acc::new(a.func, *int)).collect(),
+            accs: ctx
+                .plan
+                .aggregations
+                .iter()
+                .zip(&ctx.integer_inputs)
+                .map(|(a, int)| Acc::new(a.func, *int))
+                .collect(),
         }
     }
 
@@ -259,9 +265,8 @@ pub fn merge(mut parts: Vec<Partial>, max_groups: usize) -> Result<Option<Partia
     let mut acc = parts.next().unwrap_or_else(|| unreachable!());
     for p in parts {
         let width = p.groups.width();
-        let dim_maps: Vec<Vec<u32>> = (0..width)
-            .map(|j| p.dims[j].values.iter().map(|v| acc.dims[j].code_str(v)).collect())
-            .collect();
+        let dim_maps: Vec<Vec<u32>> =
+            (0..width).map(|j| p.dims[j].values.iter().map(|v| acc.dims[j].code_str(v)).collect()).collect();
         let distinct_maps: Vec<Vec<u32>> = p
             .accs
             .iter()

@@ -125,7 +125,7 @@ mod tests {
         let mut b = Hll::default();
         for i in 0..1_000_000u64 {
             // Two halves in two sketches, merged, as parallel workers do.
-            if i % 2 == 0 { a.insert(hash_str(&format!("v{i}"))) } else { b.insert(mix64(i ^ 0xdead_beef) ) }
+            if i % 2 == 0 { a.insert(hash_str(&format!("v{i}"))) } else { b.insert(mix64(i ^ 0xdead_beef)) }
         }
         a.merge(&b);
         let e = a.estimate() as f64;

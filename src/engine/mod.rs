@@ -99,7 +99,9 @@ fn integer_inputs(plan: &QueryPlan) -> Vec<bool> {
     plan.aggregations
         .iter()
         .map(|a| match (&a.input, &schema) {
-            (AggInput::Column(c), Some(s)) => s.field_with_name(c).is_ok_and(|f| columns::is_integer_type(f.data_type())),
+            (AggInput::Column(c), Some(s)) => {
+                s.field_with_name(c).is_ok_and(|f| columns::is_integer_type(f.data_type()))
+            }
             (AggInput::Rows, _) => true,
             _ => false,
         })

@@ -198,7 +198,7 @@ pub enum HavingOp {
 impl HavingClause {
     pub fn test(&self, x: f64) -> bool {
         let hit = match self.op {
-            HavingOp::Eq => self.values.iter().any(|v| x == *v),
+            HavingOp::Eq => self.values.contains(&x),
             HavingOp::Gt => self.values.iter().any(|v| x > *v),
             HavingOp::Lt => self.values.iter().any(|v| x < *v),
             HavingOp::Between => self.values.len() == 2 && x >= self.values[0] && x <= self.values[1],

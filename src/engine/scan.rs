@@ -36,7 +36,8 @@ pub fn plan_units(plan: &QueryPlan) -> (Vec<Unit>, usize) {
                 Some((min, max)) => plan.intervals.iter().any(|iv| min < iv.end && max >= iv.start),
                 None => true,
             };
-            if time_ok && stat_ok.get(rg).copied().unwrap_or(true) && f.metadata.metadata().row_group(rg).num_rows() > 0 {
+            if time_ok && stat_ok.get(rg).copied().unwrap_or(true) && f.metadata.metadata().row_group(rg).num_rows() > 0
+            {
                 units.push(Unit { file: fi, row_group: rg });
             } else {
                 pruned += 1;
@@ -57,16 +58,27 @@ fn filter_stats(f: &DataFile, plan: &QueryPlan) -> Vec<bool> {
         if values.iter().any(|v| v.is_empty()) {
             continue;
         }
-        let Ok(conv) = StatisticsConverter::try_new(&p.column, md.schema(), md.metadata().file_metadata().schema_descr()) else {
+        let Ok(conv) =
+            StatisticsConverter::try_new(&p.column, md.schema(), md.metadata().file_metadata().schema_descr())
+        else {
             continue;
         };
         let rgs = md.metadata().row_groups();
-        let (Ok(mins), Ok(maxs)) = (conv.row_group_mins(rgs.iter()), conv.row_group_maxes(rgs.iter())) else { continue };
+        let (Ok(mins), Ok(maxs)) = (conv.row_group_mins(rgs.iter()), conv.row_group_maxes(rgs.iter())) else {
+            continue;
+        };
         let Ok(nulls) = conv.row_group_null_counts(rgs.iter()) else { continue };
         let field_type = md.schema().field_with_name(&p.column).map(|f| f.data_type().clone()).ok();
         match field_type {
-            Some(DataType::Dictionary(_, _)) | Some(DataType::Utf8) | Some(DataType::LargeUtf8) | Some(DataType::Utf8View) => {
-                let (Ok(mins), Ok(maxs)) = (arrow::compute::cast(&mins, &DataType::Utf8), arrow::compute::cast(&maxs, &DataType::Utf8)) else { continue };
+            Some(DataType::Dictionary(_, _))
+            | Some(DataType::Utf8)
+            | Some(DataType::LargeUtf8)
+            | Some(DataType::Utf8View) => {
+                let (Ok(mins), Ok(maxs)) =
+                    (arrow::compute::cast(&mins, &DataType::Utf8), arrow::compute::cast(&maxs, &DataType::Utf8))
+                else {
+                    continue;
+                };
                 let (mins, maxs) = (mins.as_string::<i32>(), maxs.as_string::<i32>());
                 for (rg, slot) in ok.iter_mut().enumerate() {
                     if mins.is_null(rg) || maxs.is_null(rg) || nulls.is_null(rg) || nulls.value(rg) > 0 {
@@ -79,7 +91,11 @@ fn filter_stats(f: &DataFile, plan: &QueryPlan) -> Vec<bool> {
                 }
             }
             Some(dt) if dt.is_integer() => {
-                let (Ok(mins), Ok(maxs)) = (arrow::compute::cast(&mins, &DataType::Int64), arrow::compute::cast(&maxs, &DataType::Int64)) else { continue };
+                let (Ok(mins), Ok(maxs)) =
+                    (arrow::compute::cast(&mins, &DataType::Int64), arrow::compute::cast(&maxs, &DataType::Int64))
+                else {
+                    continue;
+                };
                 let (mins, maxs) = (mins.as_primitive::<Int64Type>(), maxs.as_primitive::<Int64Type>());
                 let vals: Vec<i64> = values.iter().filter_map(|v| v.parse().ok()).collect();
                 for (rg, slot) in ok.iter_mut().enumerate() {

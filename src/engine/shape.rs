@@ -5,7 +5,9 @@
 use super::EngineError;
 use super::plan::{Shape, SortColumn};
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
-use arrow::compute::{SortColumn as ArrowSortColumn, SortOptions, filter_record_batch, lexsort_to_indices, take_record_batch};
+use arrow::compute::{
+    SortColumn as ArrowSortColumn, SortOptions, filter_record_batch, lexsort_to_indices, take_record_batch,
+};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimestampMillisecondType};
 
 fn metric_f64(col: &ArrayRef, i: usize) -> Option<f64> {

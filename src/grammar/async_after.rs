@@ -72,7 +72,9 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert_eq!(
                 e.to_string(),
-                format!("Invalid 'asyncAfter' parameter: '{bad}'. 'asyncAfter' must be either 'never' or an integer number of milliseconds.")
+                format!(
+                    "Invalid 'asyncAfter' parameter: '{bad}'. 'asyncAfter' must be either 'never' or an integer number of milliseconds."
+                )
             );
         }
     }

@@ -87,15 +87,27 @@ pub enum DateTimeError {
     /// An element that is neither date, period, macro nor RRULE (interval text).
     Unparsable(String),
     BothPeriods(String),
-    EmptyTerm { whole: String, start: bool },
-    BadDate { whole: String, detail: String },
+    EmptyTerm {
+        whole: String,
+        start: bool,
+    },
+    BadDate {
+        whole: String,
+        detail: String,
+    },
     Reversed(String),
     ZeroLength(String),
     RRuleAll(String),
     RRuleFirst(String),
-    RRuleInvalid { whole: String, detail: String },
+    RRuleInvalid {
+        whole: String,
+        detail: String,
+    },
     Overflow(String),
-    Misaligned { intervals: String, grain: Grain },
+    Misaligned {
+        intervals: String,
+        grain: Grain,
+    },
     TimeZone(String),
 }
 
@@ -103,8 +115,13 @@ impl fmt::Display for DateTimeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use DateTimeError::*;
         match self {
-            Missing => f.write_str("Required parameter dateTime is missing. Use dateTime=YYYY-MM-DD/YYYY-MM-DD in the query string."),
-            Slash(w) | BothPeriods(w) => write!(f, "Interval '{w}' is invalid. Interval expressions must contain at least one date as the first or second argument."),
+            Missing => f.write_str(
+                "Required parameter dateTime is missing. Use dateTime=YYYY-MM-DD/YYYY-MM-DD in the query string.",
+            ),
+            Slash(w) | BothPeriods(w) => write!(
+                f,
+                "Interval '{w}' is invalid. Interval expressions must contain at least one date as the first or second argument."
+            ),
             Unparsable(i) => write!(f, "Interval '{i}' is invalid. The intervals specified cannot be parsed."),
             EmptyTerm { whole, start } => write!(
                 f,
@@ -113,18 +130,24 @@ impl fmt::Display for DateTimeError {
                 if *start { "before" } else { "after" }
             ),
             BadDate { whole, detail } => write!(f, "Interval '{whole}' is invalid. {detail}."),
-            Reversed(w) => write!(f, "Interval '{w}' is invalid. The end instant must be greater than the start instant."),
+            Reversed(w) => {
+                write!(f, "Interval '{w}' is invalid. The end instant must be greater than the start instant.")
+            }
             ZeroLength(i) => write!(f, "Date time cannot have zero length intervals. {i}."),
             RRuleAll(w) => write!(f, "Interval '{w}' is invalid. RRule is only legal with a concrete time grain."),
-            RRuleFirst(w) => write!(f, "Interval '{w}' is invalid. Recurrence rule intervals must be used in the form of DATEEXPRESSION/RRULE=KEY=VALUE;KEY=VALUE..."),
+            RRuleFirst(w) => write!(
+                f,
+                "Interval '{w}' is invalid. Recurrence rule intervals must be used in the form of DATEEXPRESSION/RRULE=KEY=VALUE;KEY=VALUE..."
+            ),
             RRuleInvalid { whole, detail } => write!(f, "Interval '{whole}' is invalid. {detail}."),
             Overflow(w) => write!(f, "Interval '{w}' is invalid. A date or period is outside the supported range."),
-            Misaligned { intervals, grain } => write!(
+            Misaligned { intervals, grain } => {
+                write!(f, "'{intervals}' does not align with granularity '{grain}'. {}", grain.alignment_description())
+            }
+            TimeZone(z) => write!(
                 f,
-                "'{intervals}' does not align with granularity '{grain}'. {}",
-                grain.alignment_description()
+                "Time zone '{z}' is unknown.  See (http://joda-time.sourceforge.net/timezones.html) for valid time zone ids."
             ),
-            TimeZone(z) => write!(f, "Time zone '{z}' is unknown.  See (http://joda-time.sourceforge.net/timezones.html) for valid time zone ids."),
         }
     }
 }
@@ -196,7 +219,9 @@ fn parse_term(raw: &str, interval: &str, whole: &str, is_start: bool) -> Result<
         return t.map_err(|_| DateTimeError::Unparsable(interval.to_string()));
     }
     if up.starts_with(|c: char| c.is_ascii_digit()) {
-        return parse_date(&up).map(Term::Date).map_err(|detail| DateTimeError::BadDate { whole: whole.to_string(), detail });
+        return parse_date(&up)
+            .map(Term::Date)
+            .map_err(|detail| DateTimeError::BadDate { whole: whole.to_string(), detail });
     }
     Err(DateTimeError::Unparsable(interval.to_string()))
 }
@@ -466,10 +491,9 @@ pub fn evaluate(ast: &DateTimeAst, ctx: &Context) -> Result<Vec<Interval>, DateT
                 let s = instant(start, ctx, whole)?.ok_or_else(overflow)?;
                 (s, plus_period(ctx.tz, s, p, true).ok_or_else(overflow)?)
             }
-            (start, end) => (
-                instant(start, ctx, whole)?.ok_or_else(overflow)?,
-                instant(end, ctx, whole)?.ok_or_else(overflow)?,
-            ),
+            (start, end) => {
+                (instant(start, ctx, whole)?.ok_or_else(overflow)?, instant(end, ctx, whole)?.ok_or_else(overflow)?)
+            }
         };
         if s == e {
             return Err(DateTimeError::ZeroLength(iv.text.clone()));
@@ -506,7 +530,8 @@ pub fn iso_zoned(tz: Tz, ms: i64) -> String {
 
 fn rrule_intervals(rule: &str, start: i64, ctx: &Context, whole: &str) -> Result<Vec<Interval>, DateTimeError> {
     let invalid = |d: String| DateTimeError::RRuleInvalid { whole: whole.to_string(), detail: d };
-    let parsed: rrule::RRule<rrule::Unvalidated> = rule.parse().map_err(|e: rrule::RRuleError| invalid(e.to_string()))?;
+    let parsed: rrule::RRule<rrule::Unvalidated> =
+        rule.parse().map_err(|e: rrule::RRuleError| invalid(e.to_string()))?;
     let dtstart = chrono::DateTime::from_timestamp_millis(start)
         .ok_or_else(|| DateTimeError::Overflow(whole.to_string()))?
         .with_timezone(&rrule::Tz::from(ctx.tz));

@@ -28,9 +28,15 @@ fn plain_dates_at_every_precision() {
     assert_eq!(eval("2013-06/2013-07", &ctx(Grain::Month)), Ok(vec![iv("2013-06-01", "2013-07-01")]));
     let h = ctx(Grain::Hour);
     assert_eq!(eval("2013-06-01T05/2013-06-01T07", &h), Ok(vec![iv("2013-06-01 05:00:00", "2013-06-01 07:00:00")]));
-    assert_eq!(eval("2013-06-01 05:00/2013-06-01 07:00:00.000", &h), Ok(vec![iv("2013-06-01 05:00:00", "2013-06-01 07:00:00")]));
+    assert_eq!(
+        eval("2013-06-01 05:00/2013-06-01 07:00:00.000", &h),
+        Ok(vec![iv("2013-06-01 05:00:00", "2013-06-01 07:00:00")])
+    );
     let s = ctx(Grain::Second);
-    assert_eq!(eval("2013-06-01t05:00:01/2013-06-01T05:00:03", &s), Ok(vec![iv("2013-06-01 05:00:01", "2013-06-01 05:00:03")]));
+    assert_eq!(
+        eval("2013-06-01t05:00:01/2013-06-01T05:00:03", &s),
+        Ok(vec![iv("2013-06-01 05:00:01", "2013-06-01 05:00:03")])
+    );
 }
 
 #[test]
@@ -89,7 +95,10 @@ fn rrule_occurrences() {
     // Zoned: occurrences at local midnight across DST.
     let ny = Context { tz: New_York, ..d };
     let z = eval("2013-03-09/RRULE=FREQ=DAILY;INTERVAL=2;COUNT=2", &ny).unwrap();
-    assert_eq!(z, vec![iv("2013-03-09 05:00:00", "2013-03-10 05:00:00"), iv("2013-03-11 04:00:00", "2013-03-12 04:00:00")]);
+    assert_eq!(
+        z,
+        vec![iv("2013-03-09 05:00:00", "2013-03-10 05:00:00"), iv("2013-03-11 04:00:00", "2013-03-12 04:00:00")]
+    );
 }
 
 #[test]
@@ -141,8 +150,14 @@ fn error_messages() {
         eval("2014-09-02/2014-09-01", &d).unwrap_err(),
         "Interval '2014-09-02/2014-09-01' is invalid. The end instant must be greater than the start instant."
     );
-    assert_eq!(eval("2014-09-01/2014-09-01", &d).unwrap_err(), "Date time cannot have zero length intervals. 2014-09-01/2014-09-01.");
-    assert_eq!(eval("current/current", &d).unwrap_err(), "Date time cannot have zero length intervals. current/current.");
+    assert_eq!(
+        eval("2014-09-01/2014-09-01", &d).unwrap_err(),
+        "Date time cannot have zero length intervals. 2014-09-01/2014-09-01."
+    );
+    assert_eq!(
+        eval("current/current", &d).unwrap_err(),
+        "Date time cannot have zero length intervals. current/current."
+    );
     assert_eq!(
         eval("2019-08-01/RRULE=FREQ=MONTHLY;COUNT=3", &ctx(Grain::All)).unwrap_err(),
         "Interval '2019-08-01/RRULE=FREQ=MONTHLY;COUNT=3' is invalid. RRule is only legal with a concrete time grain."
@@ -151,7 +166,11 @@ fn error_messages() {
         eval("RRULE=FREQ=DAILY/2019-08-01", &d).unwrap_err(),
         "Interval 'RRULE=FREQ=DAILY/2019-08-01' is invalid. Recurrence rule intervals must be used in the form of DATEEXPRESSION/RRULE=KEY=VALUE;KEY=VALUE..."
     );
-    assert!(eval("2019-08-01/RRULE=FREQ=SOMETIMES", &d).unwrap_err().starts_with("Interval '2019-08-01/RRULE=FREQ=SOMETIMES' is invalid. "));
+    assert!(
+        eval("2019-08-01/RRULE=FREQ=SOMETIMES", &d)
+            .unwrap_err()
+            .starts_with("Interval '2019-08-01/RRULE=FREQ=SOMETIMES' is invalid. ")
+    );
     assert_eq!(
         eval("/2014-09-01", &d).unwrap_err(),
         "Interval '/2014-09-01' is invalid. The start of the interval is empty: put a date, a period or a macro before the '/'."
@@ -167,13 +186,41 @@ fn error_messages() {
 #[test]
 fn alignment_messages_per_grain() {
     let cases = [
-        (Grain::Week, "2015-02-15/2016-02-22", "'[2015-02-15T00:00:00.000Z/2016-02-22T00:00:00.000Z]' does not align with granularity 'week'. Week must start on a Monday and end on a Monday."),
-        (Grain::Month, "2015-02-15/2015-03-01", "'[2015-02-15T00:00:00.000Z/2015-03-01T00:00:00.000Z]' does not align with granularity 'month'. Month must start on the 1st of a month and end on the 1st of a month."),
-        (Grain::Quarter, "2015-02-01/2015-04-01", "'[2015-02-01T00:00:00.000Z/2015-04-01T00:00:00.000Z]' does not align with granularity 'quarter'. Quarter must start and end on the 1st day of the 1st, 4th, 7th, or 10th month of a year."),
-        (Grain::Year, "2015-02-01/2016-01-01", "'[2015-02-01T00:00:00.000Z/2016-01-01T00:00:00.000Z]' does not align with granularity 'year'. Year must start on January 1st and end on January 1st."),
-        (Grain::Day, "2015-02-01T05/2015-02-03", "'[2015-02-01T05:00:00.000Z/2015-02-03T00:00:00.000Z]' does not align with granularity 'day'. Day must start and end on the 1st hour of a day."),
-        (Grain::Hour, "2015-02-01T05:30/2015-02-03", "'[2015-02-01T05:30:00.000Z/2015-02-03T00:00:00.000Z]' does not align with granularity 'hour'. Hour must start and end on the 1st minute of an hour."),
-        (Grain::Minute, "2015-02-01T05:30:10/2015-02-03", "'[2015-02-01T05:30:10.000Z/2015-02-03T00:00:00.000Z]' does not align with granularity 'minute'. Minute must start and end on the 1st second of a minute."),
+        (
+            Grain::Week,
+            "2015-02-15/2016-02-22",
+            "'[2015-02-15T00:00:00.000Z/2016-02-22T00:00:00.000Z]' does not align with granularity 'week'. Week must start on a Monday and end on a Monday.",
+        ),
+        (
+            Grain::Month,
+            "2015-02-15/2015-03-01",
+            "'[2015-02-15T00:00:00.000Z/2015-03-01T00:00:00.000Z]' does not align with granularity 'month'. Month must start on the 1st of a month and end on the 1st of a month.",
+        ),
+        (
+            Grain::Quarter,
+            "2015-02-01/2015-04-01",
+            "'[2015-02-01T00:00:00.000Z/2015-04-01T00:00:00.000Z]' does not align with granularity 'quarter'. Quarter must start and end on the 1st day of the 1st, 4th, 7th, or 10th month of a year.",
+        ),
+        (
+            Grain::Year,
+            "2015-02-01/2016-01-01",
+            "'[2015-02-01T00:00:00.000Z/2016-01-01T00:00:00.000Z]' does not align with granularity 'year'. Year must start on January 1st and end on January 1st.",
+        ),
+        (
+            Grain::Day,
+            "2015-02-01T05/2015-02-03",
+            "'[2015-02-01T05:00:00.000Z/2015-02-03T00:00:00.000Z]' does not align with granularity 'day'. Day must start and end on the 1st hour of a day.",
+        ),
+        (
+            Grain::Hour,
+            "2015-02-01T05:30/2015-02-03",
+            "'[2015-02-01T05:30:00.000Z/2015-02-03T00:00:00.000Z]' does not align with granularity 'hour'. Hour must start and end on the 1st minute of an hour.",
+        ),
+        (
+            Grain::Minute,
+            "2015-02-01T05:30:10/2015-02-03",
+            "'[2015-02-01T05:30:10.000Z/2015-02-03T00:00:00.000Z]' does not align with granularity 'minute'. Minute must start and end on the 1st second of a minute.",
+        ),
     ];
     for (g, text, msg) in cases {
         assert_eq!(eval(text, &ctx(g)).unwrap_err(), msg, "{g}");
@@ -199,7 +246,13 @@ fn lists_merge_and_sort() {
 
 #[test]
 fn rendering_round_trips() {
-    for text in ["2013-06-01/P3D", "p1y2m3w4dt5h6m7.008s/current", "currentWeek-P1W/nextWeek+PT1H", "2013-06-01T05:06:07.008/RRULE=FREQ=DAILY;COUNT=2", "2013/2014-02"] {
+    for text in [
+        "2013-06-01/P3D",
+        "p1y2m3w4dt5h6m7.008s/current",
+        "currentWeek-P1W/nextWeek+PT1H",
+        "2013-06-01T05:06:07.008/RRULE=FREQ=DAILY;COUNT=2",
+        "2013/2014-02",
+    ] {
         let ast = parse(Some(text)).unwrap();
         let pairs: Vec<(Term, Term)> = ast.intervals.iter().map(|i| (i.start.clone(), i.end.clone())).collect();
         let again = parse(Some(&render(&pairs))).unwrap();
@@ -214,8 +267,12 @@ mod props {
 
     fn grain() -> impl Strategy<Value = Grain> {
         prop_oneof![
-            Just(Grain::Hour), Just(Grain::Day), Just(Grain::Week), Just(Grain::Month),
-            Just(Grain::Quarter), Just(Grain::Year)
+            Just(Grain::Hour),
+            Just(Grain::Day),
+            Just(Grain::Week),
+            Just(Grain::Month),
+            Just(Grain::Quarter),
+            Just(Grain::Year)
         ]
     }
 
@@ -225,7 +282,16 @@ mod props {
 
     fn period() -> impl Strategy<Value = Period> {
         (0i64..3, 0i64..14, 0i64..5, 0i64..40, 0i64..30, 0i64..70, 0i64..70, 0i64..1000).prop_map(
-            |(years, months, weeks, days, hours, minutes, seconds, millis)| Period { years, months, weeks, days, hours, minutes, seconds, millis },
+            |(years, months, weeks, days, hours, minutes, seconds, millis)| Period {
+                years,
+                months,
+                weeks,
+                days,
+                hours,
+                minutes,
+                seconds,
+                millis,
+            },
         )
     }
 
@@ -234,12 +300,24 @@ mod props {
             |(year, month, day, hour, minute, second, milli, precision)| {
                 let mut d = LocalDate { year, month, day, hour, minute, second, milli, precision };
                 // Fields below the precision are at their minimum, as parsing gives them.
-                if precision < 2 { d.month = 1 }
-                if precision < 3 { d.day = 1 }
-                if precision < 4 { d.hour = 0 }
-                if precision < 5 { d.minute = 0 }
-                if precision < 6 { d.second = 0 }
-                if precision < 7 { d.milli = 0 }
+                if precision < 2 {
+                    d.month = 1
+                }
+                if precision < 3 {
+                    d.day = 1
+                }
+                if precision < 4 {
+                    d.hour = 0
+                }
+                if precision < 5 {
+                    d.minute = 0
+                }
+                if precision < 6 {
+                    d.second = 0
+                }
+                if precision < 7 {
+                    d.milli = 0
+                }
                 d
             },
         )
@@ -249,8 +327,16 @@ mod props {
         prop_oneof![
             date().prop_map(Term::Date),
             period().prop_map(Term::Period),
-            (prop_oneof![Just(Macro::Current), Just(Macro::Next), Just(Macro::CurrentOf(Grain::Week)), Just(Macro::NextOf(Grain::Year))],
-             proptest::collection::vec((any::<bool>(), period()), 0..3)).prop_map(|(m, o)| Term::Macro(m, o)),
+            (
+                prop_oneof![
+                    Just(Macro::Current),
+                    Just(Macro::Next),
+                    Just(Macro::CurrentOf(Grain::Week)),
+                    Just(Macro::NextOf(Grain::Year))
+                ],
+                proptest::collection::vec((any::<bool>(), period()), 0..3)
+            )
+                .prop_map(|(m, o)| Term::Macro(m, o)),
         ]
     }
 

@@ -126,7 +126,12 @@ pub fn parse_clause(clause: &str) -> Result<FilterClause, FilterError> {
     if let Some(n) = op_parsed.arity()
         && vals.len() != n
     {
-        return Err(FilterError::Arity { op: op.to_string(), expected: n, found: vals.len(), clause: clause.to_string() });
+        return Err(FilterError::Arity {
+            op: op.to_string(),
+            expected: n,
+            found: vals.len(),
+            clause: clause.to_string(),
+        });
     }
     Ok(FilterClause { dimension: dimension.to_string(), field: field.to_string(), op: op_parsed, values: vals })
 }
@@ -156,7 +161,10 @@ mod tests {
     fn spec_examples() {
         assert_eq!(
             parse("page|id-in[foo,bar],user|desc-notin[x]"),
-            Ok(vec![clause("page", "id", FilterOp::In, &["foo", "bar"]), clause("user", "desc", FilterOp::NotIn, &["x"])])
+            Ok(vec![
+                clause("page", "id", FilterOp::In, &["foo", "bar"]),
+                clause("user", "desc", FilterOp::NotIn, &["x"])
+            ])
         );
         assert_eq!(parse("page|id-in[foo"), Ok(vec![clause("page", "id", FilterOp::In, &["foo"])]));
         assert_eq!(parse("p|id-in[\"a,b\",\"\"\"\"]"), Ok(vec![clause("p", "id", FilterOp::In, &["a,b", "\""])]));
@@ -178,7 +186,9 @@ mod tests {
             let c = format!("page|id-in[{vals}]");
             assert_eq!(
                 parse(&c).unwrap_err().to_string(),
-                format!("Filter expression '{c}' resulted in the following error: Set of values '{vals}' cannot be processed.  Empty strings, commas, and leading or trailing whitespace must be quoted.")
+                format!(
+                    "Filter expression '{c}' resulted in the following error: Set of values '{vals}' cannot be processed.  Empty strings, commas, and leading or trailing whitespace must be quoted."
+                )
             );
         }
         assert_eq!(

@@ -77,7 +77,9 @@ pub fn sanitize(name: &str) -> String {
     for c in name.chars() {
         match c {
             ',' => out.push_str("__"),
-            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | ':' | '=' | '@' | '(' | ')') => out.push(c),
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | ':' | '=' | '@' | '(' | ')') => {
+                out.push(c)
+            }
             _ => out.push('_'),
         }
     }
@@ -109,11 +111,7 @@ pub fn download_name(given: Option<&str>, default_stem: &str, format: Format, ma
 /// e.g. `data-wikipedia-day-page_2015-09-12_2015-09-13`.
 pub fn default_stem(path_segments: &[&str], date_time: &str) -> String {
     let joined = path_segments.iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("-");
-    if date_time.is_empty() {
-        joined
-    } else {
-        format!("{joined}_{date_time}")
-    }
+    if date_time.is_empty() { joined } else { format!("{joined}_{date_time}") }
 }
 
 #[cfg(test)]
@@ -141,7 +139,10 @@ mod tests {
         let stem = default_stem(&["data", "wikipedia", "day", "page"], "2015-09-12/2015-09-13");
         assert_eq!(download_name(None, &stem, Format::Csv, -1), "data-wikipedia-day-page_2015-09-12_2015-09-13.csv");
         let stem2 = default_stem(&["data", "t", "day"], "2015-09-12/2015-09-13,2015-09-14/2015-09-15");
-        assert_eq!(download_name(None, &stem2, Format::Json, -1), "data-t-day_2015-09-12_2015-09-13__2015-09-14_2015-09-15.json");
+        assert_eq!(
+            download_name(None, &stem2, Format::Json, -1),
+            "data-t-day_2015-09-12_2015-09-13__2015-09-14_2015-09-15.json"
+        );
     }
 
     #[test]

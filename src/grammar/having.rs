@@ -77,7 +77,9 @@ impl std::fmt::Display for HavingError {
                 f,
                 "Wrong number of parameters provided for between operator. between operator needs 2 parameters but found {n}"
             ),
-            HavingError::BetweenOrder => f.write_str("Upper range cannot be less than the lower range for between operator."),
+            HavingError::BetweenOrder => {
+                f.write_str("Upper range cannot be less than the lower range for between operator.")
+            }
         }
     }
 }

@@ -47,10 +47,9 @@ pub enum PagingError {
 impl std::fmt::Display for PagingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PagingError::Missing(p) => write!(
-                f,
-                "Missing parameter '{p}.' Both 'perPage' and 'page' are required for pagination."
-            ),
+            PagingError::Missing(p) => {
+                write!(f, "Missing parameter '{p}.' Both 'perPage' and 'page' are required for pagination.")
+            }
             PagingError::NotPositive(p, v) => {
                 write!(f, "Parameter '{p}' expected a positive integer but received: '{v}'")
             }

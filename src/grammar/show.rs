@@ -88,7 +88,10 @@ mod tests {
         assert_eq!(parse("page;show=desc;show=id").unwrap().show, Show::Fields(vec!["desc".into(), "id".into()]));
         // Keywords only count alone.
         assert_eq!(parse("page;show=all,id").unwrap().show, Show::Fields(vec!["all".into(), "id".into()]));
-        assert_eq!(parse("page;color=red").unwrap_err().to_string(), "Matrix parameter 'color=red' is invalid. Use 'dimension;show=field1,field2'.");
+        assert_eq!(
+            parse("page;color=red").unwrap_err().to_string(),
+            "Matrix parameter 'color=red' is invalid. Use 'dimension;show=field1,field2'."
+        );
     }
 
     #[test]

@@ -86,9 +86,6 @@ mod tests {
 
     #[test]
     fn datetime_first_only() {
-        assert_eq!(
-            parse("a,dateTime").unwrap_err().to_string(),
-            "dateTime should be the first field in the sort list"
-        );
+        assert_eq!(parse("a,dateTime").unwrap_err().to_string(), "dateTime should be the first field in the sort list");
     }
 }

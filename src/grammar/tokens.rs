@@ -2,9 +2,13 @@
 //! (`"a,b"` → `a,b`, `""""` → `"`, `""` → empty); no backslash escapes. Unquoted items may
 //! not be empty or padded with whitespace.
 
-/// Splits `text` into values; `Err(())` when an unquoted item is empty or padded, or a quote
-/// is unbalanced. The caller renders the error with its own clause text.
-pub fn split_values(text: &str) -> Result<Vec<String>, ()> {
+/// A value list that cannot be split (the caller renders it with its own clause text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadValues;
+
+/// Splits `text` into values; fails when an unquoted item is empty or padded, or a quote
+/// is unbalanced.
+pub fn split_values(text: &str) -> Result<Vec<String>, BadValues> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -15,7 +19,7 @@ pub fn split_values(text: &str) -> Result<Vec<String>, ()> {
             i += 1;
             loop {
                 match chars.get(i) {
-                    None => return Err(()),
+                    None => return Err(BadValues),
                     Some('"') if chars.get(i + 1) == Some(&'"') => {
                         v.push('"');
                         i += 2;
@@ -34,19 +38,19 @@ pub fn split_values(text: &str) -> Result<Vec<String>, ()> {
             match chars.get(i) {
                 None => return Ok(out),
                 Some(',') => i += 1,
-                Some(_) => return Err(()),
+                Some(_) => return Err(BadValues),
             }
         } else {
             let start = i;
             while i < chars.len() && chars[i] != ',' {
                 if chars[i] == '"' {
-                    return Err(());
+                    return Err(BadValues);
                 }
                 i += 1;
             }
             let v: String = chars[start..i].iter().collect();
             if v.is_empty() || v.trim() != v {
-                return Err(());
+                return Err(BadValues);
             }
             out.push(v);
             if i >= chars.len() {
@@ -119,7 +123,7 @@ mod tests {
     #[test]
     fn unquoted_empty_or_padded_rejected() {
         for bad in [",a", "a,", "a,,b", "a, ,b", " ", "a ,b", "\"a", "\"a\"b", "a\"b"] {
-            assert_eq!(split_values(bad), Err(()), "{bad}");
+            assert_eq!(split_values(bad), Err(BadValues), "{bad}");
         }
     }
 

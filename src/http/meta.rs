@@ -68,7 +68,10 @@ fn table_or_404<'a>(state: &'a AppState, name: &str) -> Result<&'a LogicalTable,
 
 fn grain_of(g: &str) -> Result<Grain, Error> {
     Grain::parse(g).ok_or_else(|| {
-        Error::new(Reason::GrainInvalid, format!("'{g}' is not a valid granularity. Try 'day', 'week', 'month', 'year' or 'all'"))
+        Error::new(
+            Reason::GrainInvalid,
+            format!("'{g}' is not a valid granularity. Try 'day', 'week', 'month', 'year' or 'all'"),
+        )
     })
 }
 
@@ -181,13 +184,17 @@ pub fn table_grain(state: &AppState, ctx: &Ctx, name: &str, grain: &str, dims: &
     let t = table_or_404(state, name)?;
     let g = grain_of(grain)?;
     if !t.grains.contains(&g) {
-        return Err(Error::new(Reason::TableGrainInvalid, format!("Invalid pair of granularity '{grain}' and table '{name}'.")));
+        return Err(Error::new(
+            Reason::TableGrainInvalid,
+            format!("Invalid pair of granularity '{grain}' and table '{name}'."),
+        ));
     }
     let mut availability = t.availability();
     if !dims.is_empty() || ctx.params.get("metrics").is_some() || ctx.params.get("dateTime").is_some() {
         availability = constrained_availability(state, ctx, t, g, dims)?;
     }
-    let dim_list: Vec<Value> = t.dimensions.iter().filter_map(|d| cat.dimensions.get(d)).map(|d| dimension_summary(ctx, cat, d)).collect();
+    let dim_list: Vec<Value> =
+        t.dimensions.iter().filter_map(|d| cat.dimensions.get(d)).map(|d| dimension_summary(ctx, cat, d)).collect();
     let metric_list: Vec<Value> = t.metrics_at(cat, g).iter().map(|m| metric_summary(ctx, m)).collect();
     let body = json!({
         "category": t.category, "name": t.name, "longName": t.long_name, "retention": t.retention,
@@ -199,18 +206,28 @@ pub fn table_grain(state: &AppState, ctx: &Ctx, name: &str, grain: &str, dims: &
 
 /// Availability narrowed to the physical tables holding the requested dimensions and to the
 /// requested intervals (spec §10, constrained table request).
-fn constrained_availability(state: &AppState, ctx: &Ctx, t: &LogicalTable, g: Grain, dims: &[&str]) -> Result<Vec<Interval>, Error> {
+fn constrained_availability(
+    state: &AppState,
+    ctx: &Ctx,
+    t: &LogicalTable,
+    g: Grain,
+    dims: &[&str],
+) -> Result<Vec<Interval>, Error> {
     let cat = &state.catalog;
     let names: Vec<String> = dims.iter().map(|d| d.split(';').next().unwrap_or("").to_string()).collect();
     let unknown: Vec<&String> = names.iter().filter(|d| !cat.dimensions.contains_key(*d)).collect();
     if !unknown.is_empty() {
-        return Err(Error::new(Reason::DimensionUndefined, format!("Dimension(s) '{}' do not exist.", java_list(&unknown))));
+        return Err(Error::new(
+            Reason::DimensionUndefined,
+            format!("Dimension(s) '{}' do not exist.", java_list(&unknown)),
+        ));
     }
     let missing: Vec<&String> = names.iter().filter(|d| !t.dimensions.contains(d)).collect();
     if !missing.is_empty() {
-        return Err(Error::new(Reason::DimensionNotInTable, format!(
-            "Requested dimension(s) '{}' are not supported by the table '{}'.", java_list(&missing), t.name
-        )));
+        return Err(Error::new(
+            Reason::DimensionNotInTable,
+            format!("Requested dimension(s) '{}' are not supported by the table '{}'.", java_list(&missing), t.name),
+        ));
     }
     if let Some(m) = ctx.params.get("metrics").filter(|m| !m.is_empty()) {
         let refs = crate::grammar::metrics::parse(Some(m))?;
@@ -224,7 +241,12 @@ fn constrained_availability(state: &AppState, ctx: &Ctx, t: &LogicalTable, g: Gr
         Some(z) => datetime::parse_time_zone(z)?,
         None => state.config.timezone(),
     };
-    let c = datetime::Context { grain: g, tz, now: state.clock.now_ms(), rrule_max: state.config.query.rrule_max_occurences };
+    let c = datetime::Context {
+        grain: g,
+        tz,
+        now: state.clock.now_ms(),
+        rrule_max: state.config.query.rrule_max_occurences,
+    };
     let intervals = datetime::evaluate(&ast, &c)?;
     let avail = time::merge(
         t.physical
@@ -276,14 +298,19 @@ pub async fn dimension_values(state: &Arc<AppState>, ctx: &Ctx, name: &str) -> R
     let clauses = filters::parse(ctx.params.get("filters").unwrap_or(""))?;
     for c in &clauses {
         if c.dimension != d.name {
-            return Err(Error::new(Reason::FilterDimensionUndefined, format!(
-                "Filter dimension '{}' is not supported here: the values of '{}' can only be filtered on its own fields.", c.dimension, d.name
-            )));
+            return Err(Error::new(
+                Reason::FilterDimensionUndefined,
+                format!(
+                    "Filter dimension '{}' is not supported here: the values of '{}' can only be filtered on its own fields.",
+                    c.dimension, d.name
+                ),
+            ));
         }
         if d.field_index(&c.field).is_none() {
-            return Err(Error::new(Reason::FilterFieldUndefined, format!(
-                "Filter dimension field '{}' is not supported by the dimension '{}'.", c.field, d.name
-            )));
+            return Err(Error::new(
+                Reason::FilterFieldUndefined,
+                format!("Filter dimension field '{}' is not supported by the dimension '{}'.", c.field, d.name),
+            ));
         }
     }
     let st = state.clone();
@@ -321,7 +348,13 @@ pub fn metric(state: &AppState, ctx: &Ctx, name: &str) -> Res {
     let tables: Vec<Value> = cat
         .tables_with_metric(name)
         .iter()
-        .flat_map(|t| t.grains.iter().filter(|g| cat.metric_valid_at(m, **g)).map(|g| table_summary(ctx, t, *g)).collect::<Vec<_>>())
+        .flat_map(|t| {
+            t.grains
+                .iter()
+                .filter(|g| cat.metric_valid_at(m, **g))
+                .map(|g| table_summary(ctx, t, *g))
+                .collect::<Vec<_>>()
+        })
         .collect();
     let body = json!({
         "category": m.category, "name": m.name, "longName": m.long_name, "type": m.type_name,
@@ -352,7 +385,8 @@ pub fn slice(state: &AppState, ctx: &Ctx, name: &str) -> Res {
         .iter()
         .map(|d| json!({"name": d, "factName": p.column_for(d), "uri": format!("{}/dimensions/{}", ctx.base, d), "intervals": intervals}))
         .collect();
-    let metric_names: Vec<&String> = if p.metrics.is_empty() { t.metrics.iter().collect() } else { p.metrics.iter().collect() };
+    let metric_names: Vec<&String> =
+        if p.metrics.is_empty() { t.metrics.iter().collect() } else { p.metrics.iter().collect() };
     let metrics: Vec<Value> = metric_names.iter().map(|m| json!({"name": m, "intervals": intervals})).collect();
     let body = json!({
         "name": p.name, "timeGrain": p.grain.name(), "timeZone": p.timezone.name(),

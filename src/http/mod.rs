@@ -9,12 +9,12 @@ pub mod reply;
 
 use crate::app::AppState;
 use crate::error::{Error, Reason};
-use warp::http::{HeaderMap, Method};
 use reply::Ctx;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::Filter;
+use warp::http::{HeaderMap, Method};
 use warp::path::FullPath;
 
 /// The warp filter serving the whole API.
@@ -47,7 +47,13 @@ pub async fn bind(bind: &str, port: u16) -> std::io::Result<(tokio::net::TcpList
     Ok((listener, addr))
 }
 
-async fn handle(state: Arc<AppState>, method: Method, path: String, query: String, headers: HeaderMap) -> warp::reply::Response {
+async fn handle(
+    state: Arc<AppState>,
+    method: Method,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+) -> warp::reply::Response {
     let ctx = Ctx::new(&state, &path, &query, &headers);
     let started = std::time::Instant::now();
     let span = tracing::info_span!("request", id = %ctx.request_id, path = %path);
@@ -75,7 +81,10 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &Ctx) -> Result<w
     if uri_len > state.config.server.max_uri_length {
         return Err(Error::new(
             Reason::UriTooLong,
-            format!("The request URI is {uri_len} bytes long; the limit is {} bytes.", state.config.server.max_uri_length),
+            format!(
+                "The request URI is {uri_len} bytes long; the limit is {} bytes.",
+                state.config.server.max_uri_length
+            ),
         ));
     }
     let root = state.config.server.api_root.trim_end_matches('/');
@@ -99,7 +108,9 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &Ctx) -> Result<w
         ["dimensions", d, "values"] => meta::dimension_values(state, ctx, d).await,
         ["dimensions", d, "search"] => Err(Error::new(
             Reason::MethodNotAllowed,
-            format!("Dimension {d} does not support search queries. Please try again using a standard api filter against the dimension values endpoint."),
+            format!(
+                "Dimension {d} does not support search queries. Please try again using a standard api filter against the dimension values endpoint."
+            ),
         )),
         ["metrics"] => meta::metrics(state, ctx),
         ["metrics", m] => meta::metric(state, ctx, m),
@@ -110,5 +121,8 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &Ctx) -> Result<w
 }
 
 fn not_found(ctx: &Ctx) -> Error {
-    Error::new(Reason::RouteNotFound, format!("No resource at '{}'. See /v1/tables, /v1/dimensions, /v1/metrics and /v1/data.", ctx.path))
+    Error::new(
+        Reason::RouteNotFound,
+        format!("No resource at '{}'. See /v1/tables, /v1/dimensions, /v1/metrics and /v1/data.", ctx.path),
+    )
 }

@@ -78,7 +78,8 @@ pub fn metadata_page(ctx: &Ctx, default_per_page: usize, total: usize) -> Result
     let asked = requested(ctx)?;
     let explicit = asked.is_some();
     let p = asked.unwrap_or(Paging { per_page: default_per_page, page: paging::Page::Number(1) });
-    let page = page(ctx, Some(p), total)?.unwrap_or(Page { current: 1, per_page: default_per_page, total, links: vec![] });
+    let page =
+        page(ctx, Some(p), total)?.unwrap_or(Page { current: 1, per_page: default_per_page, total, links: vec![] });
     let show = explicit || !page.links.is_empty();
     Ok((page, show))
 }

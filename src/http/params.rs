@@ -5,8 +5,22 @@ use std::collections::HashMap;
 
 /// Every parameter the API knows, in canonical spelling.
 pub const KNOWN: [&str; 16] = [
-    "metrics", "dateTime", "filters", "having", "sort", "count", "topN", "format", "timeZone",
-    "asyncAfter", "filename", "perPage", "page", "_cache", "query", "show",
+    "metrics",
+    "dateTime",
+    "filters",
+    "having",
+    "sort",
+    "count",
+    "topN",
+    "format",
+    "timeZone",
+    "asyncAfter",
+    "filename",
+    "perPage",
+    "page",
+    "_cache",
+    "query",
+    "show",
 ];
 
 /// Parsed query parameters.

@@ -26,7 +26,9 @@ impl Ctx {
         let request_id = headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 200 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)))
+            .filter(|v| {
+                !v.is_empty() && v.len() <= 200 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+            })
             .map(|s| s.to_string())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let host = headers
@@ -51,7 +53,11 @@ impl Ctx {
 
     /// The absolute URL of this request with a different query string.
     pub fn url_with_query(&self, query: &str) -> String {
-        if query.is_empty() { format!("{}{}", self.origin, self.path) } else { format!("{}{}?{query}", self.origin, self.path) }
+        if query.is_empty() {
+            format!("{}{}", self.origin, self.path)
+        } else {
+            format!("{}{}?{query}", self.origin, self.path)
+        }
     }
 
     /// The absolute URL of this request.

@@ -22,9 +22,8 @@ pub fn dimension_rows(catalog: &Catalog, dim: &Dimension) -> Result<Arc<LookupTa
     }
     let mut keys = BTreeSet::new();
     for t in catalog.tables_with_dimension(&dim.name) {
-        for p in t.physical.iter().filter(|p| p.dimensions.contains(&dim.name)) {
+        if let Some(p) = t.physical.iter().find(|p| p.dimensions.contains(&dim.name)) {
             keys.extend(distinct_values(p, p.column_for(&dim.name))?);
-            break;
         }
     }
     let width = dim.fields.len();
