@@ -14,5 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod grammar;
 pub mod http;
+pub mod plan;
 pub mod request;
+pub mod response;
 pub mod time;

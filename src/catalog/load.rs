@@ -711,7 +711,7 @@ fn is_numeric_type(dt: &DataType) -> bool {
 }
 
 /// Base aggregations a metric needs (through post-aggregations and nested averages).
-pub(crate) fn base_aggregations<'a>(catalog: &'a Catalog, metric: &str, out: &mut Vec<&'a Metric>) {
+pub fn base_aggregations<'a>(catalog: &'a Catalog, metric: &str, out: &mut Vec<&'a Metric>) {
     let Some(m) = catalog.metrics.get(metric) else { return };
     match &m.kind {
         MetricKind::Aggregation { .. } => {

@@ -10,7 +10,7 @@ pub mod lookup;
 pub mod physical;
 pub mod spec;
 
-pub use load::load;
+pub use load::{base_aggregations, load};
 
 use crate::engine::plan::{AggFunc, AggInput, Predicate};
 use crate::time::{Grain, Interval};

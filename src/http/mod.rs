@@ -2,6 +2,7 @@
 //! decoded path. Every response — success or error — gets `X-Request-ID` and the CORS
 //! headers here, and every error is rendered by the one mapping in [`crate::error`].
 
+pub mod data;
 pub mod meta;
 pub mod pagination;
 pub mod params;
@@ -100,6 +101,7 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &Ctx) -> Result<w
         _ => return Err(not_found(ctx)),
     };
     match rest.as_slice() {
+        ["data", segs @ ..] => data::data(state, ctx, segs).await,
         ["tables"] => meta::tables(state, ctx),
         ["tables", t] => meta::table(state, ctx, t),
         ["tables", t, g, dims @ ..] => meta::table_grain(state, ctx, t, g, dims),

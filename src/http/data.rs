@@ -1,0 +1,230 @@
+//! `GET /v1/data/{table}/{grain}/{dims…}`: resolve → plan → execute → shape → annotate →
+//! format (DESIGN §2).
+
+use super::pagination;
+use super::reply::{self, Ctx};
+use crate::app::AppState;
+use crate::engine::plan::{CancelToken, QueryPlan};
+use crate::engine::{self, EngineError, ScanStats, scan};
+use crate::error::{Error, Reason};
+use crate::grammar::format::{self, Format};
+use crate::plan;
+use crate::request::data::{DataInput, DataRequest, resolve};
+use crate::request::dimension_rows;
+use crate::response::{self, View};
+use crate::time::{self, Grain, Interval};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use warp::reply::Response;
+
+impl From<EngineError> for Error {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::TooManyGroups(_) => Error::new(
+                Reason::ResultTooLarge,
+                "Result set too large. Try reducing interval, dimensions, or sketch metrics.",
+            ),
+            EngineError::TooManyBuckets(n) => Error::new(
+                Reason::IntervalTooMany,
+                format!(
+                    "The requested intervals span more than {n} time buckets at this grain. Use a coarser grain or a shorter interval."
+                ),
+            ),
+            EngineError::Canceled => Error::new(Reason::QueryCanceled, "The query was canceled."),
+            EngineError::File { .. } => Error::new(Reason::DataFileUnreadable, e.to_string()),
+            other => Error::internal(other.to_string()),
+        }
+    }
+}
+
+/// Everything resolved for one data request, before execution.
+pub struct Prepared {
+    pub req: DataRequest,
+    pub plan: QueryPlan,
+    pub physical: Arc<crate::catalog::physical::PhysicalTable>,
+}
+
+/// Resolves and plans (no I/O beyond dimension rows for non-key filters).
+pub fn prepare(state: &AppState, ctx: &Ctx, segs: &[&str]) -> Result<Prepared, Error> {
+    let segments: Vec<String> = segs.iter().map(|s| s.to_string()).collect();
+    let param = |n: &str| ctx.params.get(n).map(|s| s.to_string());
+    let input = DataInput {
+        segments: &segments,
+        param: &param,
+        accept: ctx.header("accept"),
+        now: state.clock.now_ms(),
+        forced_filters: &[],
+    };
+    let req = resolve(&state.catalog, &state.config, &input)?;
+    let table = &state.catalog.tables[&req.table];
+    let physical = plan::choose(&state.catalog, table, &req)?.clone();
+    let plan = plan::build(&state.catalog, &state.config, &req, &physical)?;
+    Ok(Prepared { req, plan, physical })
+}
+
+pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Response, Error> {
+    let prepared = prepare(state, ctx, segs)?;
+    if prepared.req.format == Format::Debug {
+        return Ok(debug(ctx, &prepared));
+    }
+    let cancel = CancelToken::default();
+    let Prepared { req, plan, physical } = prepared;
+    let st = state.clone();
+    let (result, lookups) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+        let r = engine::execute(&plan, &cancel)?;
+        let lookups = req.dims.iter().map(|d| dimension_rows(&st.catalog, &d.dim)).collect::<Result<Vec<_>, _>>()?;
+        Ok((r, (lookups, req)))
+    })
+    .await
+    .map_err(|e| Error::internal(format!("query task failed: {e}")))??;
+    let (lookups, req) = lookups;
+    render(state, ctx, req, &physical, result.batch, &result.stats, lookups)
+}
+
+fn render(
+    state: &AppState,
+    ctx: &Ctx,
+    req: DataRequest,
+    physical: &crate::catalog::physical::PhysicalTable,
+    batch: arrow::array::RecordBatch,
+    stats: &ScanStats,
+    lookups: Vec<Arc<crate::catalog::lookup::LookupTable>>,
+) -> Result<Response, Error> {
+    let total = batch.num_rows();
+    let page = pagination::page(ctx, req.paging, total)?;
+    let mut meta = Map::new();
+    if state.config.query.partial_data_enabled {
+        let missing = missing_intervals(&req, &physical.availability);
+        if !missing.is_empty() {
+            meta.insert("missingIntervals".into(), json!(missing));
+        }
+    }
+    if let Some(p) = &page {
+        if let Value::Object(m) = p.meta() {
+            meta.extend(m);
+        }
+    }
+    let range = page.as_ref().map(|p| p.range()).unwrap_or(0..total);
+    let format = req.format;
+    let stem = download_stem(ctx, &req);
+    let filename = req.filename.clone();
+    let view =
+        View { req, batch, range, lookups, meta: if meta.is_empty() { None } else { Some(Value::Object(meta)) } };
+    let mut r = match format {
+        Format::Json => reply::body(200, response::json(&view), "application/json; charset=utf-8"),
+        Format::JsonApi => reply::body(200, response::jsonapi(&view), "application/json; charset=utf-8"),
+        Format::Csv | Format::Debug => {
+            let chunks = response::CsvChunks::new(Arc::new(view));
+            let stream =
+                futures_util::stream::iter(chunks.map(|c| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(c))));
+            let mut r = warp::reply::Reply::into_response(warp::reply::stream(stream));
+            reply::set_header(&mut r, "content-type", "text/csv; charset=utf-8");
+            r
+        }
+    };
+    if let Some(p) = &page {
+        p.add_link_header(&mut r);
+    }
+    if format == Format::Csv || filename.is_some() {
+        let name =
+            format::download_name(filename.as_deref(), &stem, format, state.config.query.download_file_max_name_length);
+        reply::set_header(&mut r, "content-disposition", &format!("attachment; filename={name}"));
+    }
+    reply::set_header(&mut r, "server-timing", &server_timing(stats));
+    tracing::info!(
+        rows_scanned = stats.rows_scanned,
+        row_groups = stats.row_groups_scanned,
+        pruned = stats.row_groups_pruned,
+        ms = stats.elapsed_ms,
+        "query"
+    );
+    Ok(r)
+}
+
+/// `engine;dur=…, rows;desc=…, rowgroups;desc="scanned/pruned"`.
+pub fn server_timing(s: &ScanStats) -> String {
+    format!(
+        "engine;dur={:.2}, rows;desc=\"{}\", rowgroups;desc=\"{} scanned, {} pruned\", bytes;desc=\"{}\"",
+        s.elapsed_ms, s.rows_scanned, s.row_groups_scanned, s.row_groups_pruned, s.bytes_scanned
+    )
+}
+
+/// Fili's default download name: path segments after the API root joined by `-`, then the
+/// `dateTime` value.
+fn download_stem(ctx: &Ctx, req: &DataRequest) -> String {
+    let segs = ctx.segments();
+    let parts: Vec<String> =
+        segs.iter().skip_while(|s| *s != "data").map(|s| s.split(';').next().unwrap_or("").to_string()).collect();
+    let refs: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();
+    format::default_stem(&refs, &req.date_time_text)
+}
+
+/// Requested buckets not fully covered by `availability`, merged, in the request zone.
+pub fn missing_intervals(req: &DataRequest, availability: &[Interval]) -> Vec<String> {
+    let gaps = time::subtract(&req.intervals, availability);
+    let mut out = Vec::new();
+    for g in gaps {
+        let (s, e) = if req.grain == Grain::All {
+            (g.start, g.end)
+        } else {
+            let s = time::floor(req.grain, req.tz, g.start);
+            let fe = time::floor(req.grain, req.tz, g.end);
+            let e = if fe == g.end { fe } else { time::add(req.grain, req.tz, fe, 1) };
+            (s, e)
+        };
+        out.push(Interval::new(s, e));
+        if out.len() > 10_000 {
+            break;
+        }
+    }
+    time::merge(out)
+        .iter()
+        .map(|i| format!("{}/{}", time::format_local(req.tz, i.start), time::format_local(req.tz, i.end)))
+        .collect()
+}
+
+/// `format=debug`: the resolved plan, not executed (our "explain").
+fn debug(ctx: &Ctx, p: &Prepared) -> Response {
+    let plan = &p.plan;
+    let (units, pruned) = scan::plan_units(plan);
+    let files: Vec<Value> = plan
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let rgs: Vec<usize> = units.iter().filter(|u| u.file == i).map(|u| u.row_group).collect();
+            json!({"path": f.path.display().to_string(), "rowGroups": f.num_row_groups(), "rowGroupsToScan": rgs})
+        })
+        .collect();
+    let query = json!({
+        "table": p.req.table,
+        "physicalTable": {
+            "name": p.physical.name,
+            "kind": if p.physical.kind == crate::catalog::physical::PhysicalKind::Raw { "raw" } else { "rollup" },
+            "grain": p.physical.grain.name(),
+            "timeZone": p.physical.timezone.name(),
+        },
+        "grain": plan.grain.name(),
+        "baseGrain": engine::base_grain(plan).name(),
+        "timeZone": plan.tz.name(),
+        "intervals": plan.intervals.iter().map(|i| i.iso_utc()).collect::<Vec<_>>(),
+        "files": files,
+        "rowGroupsPruned": pruned,
+        "groupBy": plan.group_by.iter().map(|g| json!({"name": g.name, "column": g.column})).collect::<Vec<_>>(),
+        "filters": plan.filters.iter().map(|f| json!({"column": f.column, "op": format!("{:?}", f.op)})).collect::<Vec<_>>(),
+        "aggregations": plan.aggregations.iter().map(|a| json!({
+            "name": a.name, "func": a.func.name(), "input": format!("{:?}", a.input),
+            "filter": a.filter.as_ref().map(|f| format!("{} {:?}", f.column, f.op)),
+        })).collect::<Vec<_>>(),
+        "outputs": plan.outputs.iter().map(|o| json!({"name": o.name, "kind": format!("{:?}", o.kind), "hidden": o.hidden})).collect::<Vec<_>>(),
+        "having": plan.shape.having.iter().map(|h| format!("{h:?}")).collect::<Vec<_>>(),
+        "sort": plan.shape.sort.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>(),
+        "topN": plan.shape.top_n,
+        "count": plan.shape.count,
+    });
+    let body = json!({
+        "status": 200, "statusName": "OK", "reason": "debug", "description": "DEBUG",
+        "druidQuery": query, "requestId": ctx.request_id,
+    });
+    reply::json(200, &body)
+}

@@ -1,0 +1,229 @@
+//! Response writers for `/data`: JSON, JSON-API, CSV and debug (spec §5). They read the
+//! engine's record batch and the dimension rows; no Parquet or engine internals.
+
+use crate::catalog::lookup::LookupTable;
+use crate::request::data::DataRequest;
+use crate::time;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, TimestampMillisecondType};
+use serde_json::{Map, Value, json};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// A page of a shaped result, ready to render.
+pub struct View {
+    pub req: DataRequest,
+    pub batch: RecordBatch,
+    pub range: Range<usize>,
+    /// Rows of each grouping dimension, for annotation.
+    pub lookups: Vec<Arc<LookupTable>>,
+    /// `meta` (missingIntervals, pagination), when any.
+    pub meta: Option<Value>,
+}
+
+impl View {
+    fn time(&self, i: usize) -> String {
+        let t = self.batch.column(0).as_primitive::<TimestampMillisecondType>().value(i);
+        time::format_local(self.req.tz, t)
+    }
+
+    fn key(&self, d: usize, i: usize) -> &str {
+        self.batch.column(1 + d).as_string::<i32>().value(i)
+    }
+
+    /// The value of field `f` of dimension `d` for row `i` ("" when the key has no row).
+    pub fn field(&self, d: usize, f: usize, i: usize) -> String {
+        let key = self.key(d, i);
+        if f == 0 {
+            return key.to_string();
+        }
+        self.lookups[d].get(key).and_then(|r| r.get(f)).cloned().unwrap_or_default()
+    }
+
+    fn metric_columns(&self) -> Vec<(String, ArrayRef)> {
+        let n = self.req.dims.len();
+        self.batch
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .skip(1 + n)
+            .map(|(i, f)| (f.name().clone(), self.batch.column(i).clone()))
+            .collect()
+    }
+
+    /// `dim|field` column headers.
+    pub fn dim_headers(&self) -> Vec<(usize, usize, String)> {
+        let mut out = Vec::new();
+        for (d, gd) in self.req.dims.iter().enumerate() {
+            for &f in &gd.shown {
+                out.push((d, f, format!("{}|{}", gd.dim.name, gd.dim.fields[f].name)));
+            }
+        }
+        out
+    }
+}
+
+/// A metric cell as JSON: integers for long metrics, floats for double ones, null if none.
+pub fn metric_json(col: &ArrayRef, i: usize) -> Value {
+    if col.is_null(i) {
+        return Value::Null;
+    }
+    match col.data_type() {
+        DataType::Int64 => json!(col.as_primitive::<Int64Type>().value(i)),
+        DataType::Float64 => {
+            let v = col.as_primitive::<Float64Type>().value(i);
+            serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null)
+        }
+        _ => Value::Null,
+    }
+}
+
+fn metric_text(col: &ArrayRef, i: usize) -> String {
+    match metric_json(col, i) {
+        Value::Null => String::new(),
+        v => v.to_string(),
+    }
+}
+
+/// `{"rows": [...], "meta"?: {...}}`.
+pub fn json(view: &View) -> Vec<u8> {
+    let headers = view.dim_headers();
+    let metrics = view.metric_columns();
+    let rows: Vec<Value> = view
+        .range
+        .clone()
+        .map(|i| {
+            let mut m = Map::new();
+            m.insert("dateTime".into(), json!(view.time(i)));
+            for (d, f, h) in &headers {
+                m.insert(h.clone(), json!(view.field(*d, *f, i)));
+            }
+            for (name, col) in &metrics {
+                m.insert(name.clone(), metric_json(col, i));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let mut body = Map::new();
+    body.insert("rows".into(), Value::Array(rows));
+    if let Some(meta) = &view.meta {
+        body.insert("meta".into(), meta.clone());
+    }
+    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+}
+
+/// JSON-API: rows carry each dimension's key; one de-duplicated sidecar per dimension holds
+/// the shown fields plus the key.
+pub fn jsonapi(view: &View) -> Vec<u8> {
+    let metrics = view.metric_columns();
+    let mut sidecars: Vec<(String, Vec<Value>, std::collections::HashSet<String>)> =
+        view.req.dims.iter().map(|d| (d.dim.name.clone(), vec![], Default::default())).collect();
+    let rows: Vec<Value> = view
+        .range
+        .clone()
+        .map(|i| {
+            let mut m = Map::new();
+            m.insert("dateTime".into(), json!(view.time(i)));
+            for (d, gd) in view.req.dims.iter().enumerate() {
+                if gd.shown.is_empty() {
+                    continue;
+                }
+                let key = view.key(d, i).to_string();
+                m.insert(gd.dim.name.clone(), json!(key));
+                let (_, list, seen) = &mut sidecars[d];
+                if seen.insert(key) {
+                    let mut fields: Vec<usize> = gd.shown.clone();
+                    if !fields.contains(&0) {
+                        fields.push(0);
+                    }
+                    let mut o = Map::new();
+                    for f in fields {
+                        o.insert(gd.dim.fields[f].name.clone(), json!(view.field(d, f, i)));
+                    }
+                    list.push(Value::Object(o));
+                }
+            }
+            for (name, col) in &metrics {
+                m.insert(name.clone(), metric_json(col, i));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let mut body = Map::new();
+    body.insert("rows".into(), Value::Array(rows));
+    for ((name, list, _), gd) in sidecars.into_iter().zip(&view.req.dims) {
+        if !gd.shown.is_empty() {
+            body.insert(name, Value::Array(list));
+        }
+    }
+    if let Some(meta) = &view.meta {
+        body.insert("meta".into(), meta.clone());
+    }
+    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+}
+
+/// RFC 4180 cell: quoted when it holds a comma, quote, line break or space.
+pub fn csv_cell(s: &str, out: &mut String) {
+    if s.contains([',', '"', '\n', '\r', ' ', '\t']) {
+        out.push('"');
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(s);
+    }
+}
+
+/// CSV in chunks of rows, so a large export streams instead of being built whole.
+pub struct CsvChunks {
+    view: Arc<View>,
+    next: usize,
+    header_done: bool,
+    headers: Vec<(usize, usize, String)>,
+    metrics: Vec<(String, ArrayRef)>,
+}
+
+impl CsvChunks {
+    pub fn new(view: Arc<View>) -> CsvChunks {
+        let headers = view.dim_headers();
+        let metrics = view.metric_columns();
+        let next = view.range.start;
+        CsvChunks { view, next, header_done: false, headers, metrics }
+    }
+}
+
+impl Iterator for CsvChunks {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        let mut out = String::new();
+        if !self.header_done {
+            self.header_done = true;
+            let mut cells = vec!["dateTime".to_string()];
+            cells.extend(self.headers.iter().map(|h| h.2.clone()));
+            cells.extend(self.metrics.iter().map(|m| m.0.clone()));
+            for (i, c) in cells.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                csv_cell(c, &mut out);
+            }
+            out.push_str("\r\n");
+        }
+        let end = (self.next + 4096).min(self.view.range.end);
+        for i in self.next..end {
+            csv_cell(&self.view.time(i), &mut out);
+            for (d, f, _) in &self.headers {
+                out.push(',');
+                csv_cell(&self.view.field(*d, *f, i), &mut out);
+            }
+            for (_, col) in &self.metrics {
+                out.push(',');
+                out.push_str(&metric_text(col, i));
+            }
+            out.push_str("\r\n");
+        }
+        self.next = end;
+        if out.is_empty() { None } else { Some(out) }
+    }
+}
