@@ -99,10 +99,8 @@ fn render(
             meta.insert("missingIntervals".into(), json!(missing));
         }
     }
-    if let Some(p) = &page {
-        if let Value::Object(m) = p.meta() {
-            meta.extend(m);
-        }
+    if let Some(Value::Object(m)) = page.as_ref().map(|p| p.meta()) {
+        meta.extend(m);
     }
     let range = page.as_ref().map(|p| p.range()).unwrap_or(0..total);
     let format = req.format;
