@@ -47,9 +47,12 @@ impl Buckets {
                 b.push(iv.start, iv.end, grain, first_start);
                 continue;
             }
-            let mut s = time::floor(base, tz, lo).max(iv.start);
+            let mut aligned = time::floor(base, tz, lo);
+            let mut s = aligned.max(iv.start);
             while s < hi {
-                let e = time::add(base, tz, s, 1).min(iv.end);
+                // Step from the aligned boundary: `s` may be an unaligned interval start (grain all).
+                let next = time::add(base, tz, aligned, 1);
+                let e = next.min(iv.end);
                 if e <= s {
                     break;
                 }
@@ -58,6 +61,7 @@ impl Buckets {
                     return Err(EngineError::TooManyBuckets(max_buckets));
                 }
                 s = e;
+                aligned = next;
             }
         }
         Ok(b)

@@ -29,10 +29,13 @@ impl Col {
         }
     }
 
+    /// The Arrow column; `-0.0` becomes `0.0` so it neither prints nor sorts apart from zero.
     pub fn into_array(self) -> ArrayRef {
         match self {
             Col::Int(v) => Arc::new(Int64Array::from(v)),
-            Col::Float(v) => Arc::new(Float64Array::from(v)),
+            Col::Float(v) => {
+                Arc::new(Float64Array::from(v.into_iter().map(|x| x.map(|f| f + 0.0)).collect::<Vec<_>>()))
+            }
         }
     }
 }

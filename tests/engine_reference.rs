@@ -1,0 +1,622 @@
+//! The engine against a deliberately simple row-at-a-time reference aggregator, on random
+//! tables (nulls, empty files, many small row groups, dictionary and plain encodings, several
+//! files) and random plans (every grain, zones with DST, filters, every aggregation kind,
+//! post-aggregations, nested averages, having, sort, topN, count).
+//!
+//! Float inputs are multiples of 1/4, so every sum is exact whatever the order and the
+//! comparison can be exact too.
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampMillisecondType};
+use chrono_tz::Tz;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use quiver::catalog::expr::{self, Expr};
+use quiver::catalog::physical::{self, DataFile};
+use quiver::engine::plan::*;
+use quiver::engine::{self, base_grain};
+use quiver::time::{self, Grain, Interval};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+// ---------------------------------------------------------------- random numbers
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+    fn pick<T: Clone>(&mut self, v: &[T]) -> T {
+        v[self.below(v.len() as u64) as usize].clone()
+    }
+}
+
+// ---------------------------------------------------------------- random tables
+
+#[derive(Clone, Debug)]
+struct Row {
+    ts: i64,
+    s1: Option<String>,
+    s2: Option<String>,
+    i1: Option<i32>,
+    b1: Option<bool>,
+    v1: Option<i64>,
+    v2: Option<f64>,
+}
+
+const T0: i64 = 1_356_998_400_000; // 2013-01-01T00:00:00Z
+const SPAN: i64 = 400 * 86_400_000;
+
+fn random_rows(rng: &mut Rng, n: usize) -> Vec<Row> {
+    let s1s = ["a", "b", "c", "", "ab", "ba"];
+    let s2s: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    let mut rows: Vec<Row> = (0..n)
+        .map(|_| Row {
+            // Cluster around DST changes sometimes.
+            ts: if rng.chance(30) {
+                T0 + 68 * 86_400_000 + rng.below(3 * 86_400_000) as i64
+            } else {
+                T0 + rng.below(SPAN as u64) as i64
+            },
+            s1: (!rng.chance(10)).then(|| rng.pick(&s1s).to_string()),
+            s2: (!rng.chance(10)).then(|| rng.pick(&s2s)),
+            i1: (!rng.chance(10)).then(|| rng.below(7) as i32 - 2),
+            b1: (!rng.chance(15)).then(|| rng.chance(50)),
+            v1: (!rng.chance(20)).then(|| rng.below(2000) as i64 - 1000),
+            v2: (!rng.chance(20)).then(|| (rng.below(4000) as f64 - 2000.0) / 4.0),
+        })
+        .collect();
+    if rng.chance(70) {
+        rows.sort_by_key(|r| r.ts);
+    }
+    rows
+}
+
+fn batch_of(rows: &[Row]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+        Field::new("s1", DataType::Utf8, true),
+        Field::new("s2", DataType::Utf8, true),
+        Field::new("i1", DataType::Int32, true),
+        Field::new("b1", DataType::Boolean, true),
+        Field::new("v1", DataType::Int64, true),
+        Field::new("v2", DataType::Float64, true),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMillisecondArray::from(rows.iter().map(|r| r.ts).collect::<Vec<_>>()).with_timezone("UTC")),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.s1.clone()).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.s2.clone()).collect::<Vec<_>>())),
+        Arc::new(Int32Array::from(rows.iter().map(|r| r.i1).collect::<Vec<_>>())),
+        Arc::new(BooleanArray::from(rows.iter().map(|r| r.b1).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(rows.iter().map(|r| r.v1).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(rows.iter().map(|r| r.v2).collect::<Vec<_>>())),
+    ];
+    RecordBatch::try_new(schema, cols).unwrap()
+}
+
+/// Writes rows over several files (one possibly empty) with small random row groups.
+fn write_table(rng: &mut Rng, dir: &Path, rows: &[Row]) -> Vec<Arc<DataFile>> {
+    let nfiles = 1 + rng.below(3) as usize;
+    let mut files = Vec::new();
+    let chunk = rows.len().div_ceil(nfiles).max(1);
+    let mut parts: Vec<&[Row]> = rows.chunks(chunk).collect();
+    if rng.chance(30) {
+        parts.push(&[]);
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let path = dir.join(format!("part-{i}.parquet"));
+        let dict = rng.chance(50);
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(5 + rng.below(120) as usize))
+            .set_dictionary_enabled(dict)
+            .build();
+        let file = std::fs::File::create(&path).unwrap();
+        let b = batch_of(part);
+        let mut w = ArrowWriter::try_new(file, b.schema(), Some(props)).unwrap();
+        if !part.is_empty() {
+            w.write(&b).unwrap();
+        }
+        w.close().unwrap();
+        files.push(Arc::new(physical::open_file(&path, "ts").unwrap()));
+    }
+    files
+}
+
+// ---------------------------------------------------------------- random plans
+
+const ZONES: [Tz; 4] =
+    [chrono_tz::UTC, chrono_tz::America::New_York, chrono_tz::Europe::London, chrono_tz::Asia::Kolkata];
+const DIMS: [&str; 4] = ["s1", "s2", "i1", "b1"];
+
+fn random_intervals(rng: &mut Rng, grain: Grain, tz: Tz) -> Vec<Interval> {
+    let n = 1 + rng.below(3);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        if grain == Grain::All {
+            let s = T0 - 86_400_000 + rng.below((SPAN + 2 * 86_400_000) as u64) as i64;
+            out.push(Interval::new(s, s + 1 + rng.below(SPAN as u64 / 2) as i64));
+            continue;
+        }
+        let max_len: i64 = match grain {
+            Grain::Second | Grain::Minute => 200,
+            Grain::Hour => 24 * 60,
+            Grain::Day => 200,
+            Grain::Week => 40,
+            Grain::Month => 10,
+            _ => 3,
+        };
+        let origin = time::floor(grain, tz, T0 - 40 * 86_400_000);
+        let span_buckets: i64 = match grain {
+            Grain::Second | Grain::Minute | Grain::Hour => SPAN / grain.fixed_ms().unwrap(),
+            Grain::Day => 440,
+            Grain::Week => 64,
+            Grain::Month => 15,
+            Grain::Quarter => 5,
+            _ => 2,
+        };
+        let mut start = time::add(grain, tz, origin, rng.below(span_buckets as u64) as i64);
+        if matches!(grain, Grain::Second | Grain::Minute) {
+            // Land near rows so fine grains have data.
+            start = time::floor(grain, tz, T0 + 68 * 86_400_000 + rng.below(3 * 86_400_000) as i64);
+        }
+        let end = time::add(grain, tz, start, 1 + rng.below(max_len as u64) as i64);
+        out.push(Interval::new(start, end));
+    }
+    time::merge(out)
+}
+
+fn random_values(rng: &mut Rng, col: &str) -> Vec<String> {
+    let pool: Vec<String> = match col {
+        "s1" => ["a", "b", "c", "", "ab", "zz"].iter().map(|s| s.to_string()).collect(),
+        "s2" => (0..35).map(|i| format!("k{i}")).collect(),
+        "i1" => (-3..6).map(|i| i.to_string()).collect(),
+        _ => vec!["true".into(), "false".into(), "".into()],
+    };
+    (0..1 + rng.below(3)).map(|_| rng.pick(&pool)).collect()
+}
+
+fn random_pred(rng: &mut Rng) -> Predicate {
+    let column = rng.pick(&DIMS).to_string();
+    let values = random_values(rng, &column);
+    let op = match rng.below(5) {
+        0 => PredOp::In(values),
+        1 => PredOp::NotIn(values),
+        2 => PredOp::StartsWith(values.into_iter().map(|v| v.chars().take(1).collect()).collect()),
+        3 => PredOp::Contains(values),
+        _ => PredOp::In(values),
+    };
+    Predicate { column, op }
+}
+
+fn random_plan(rng: &mut Rng, files: &[Arc<DataFile>]) -> QueryPlan {
+    let grain = rng.pick(&[
+        Grain::Second,
+        Grain::Minute,
+        Grain::Hour,
+        Grain::Day,
+        Grain::Week,
+        Grain::Month,
+        Grain::Quarter,
+        Grain::Year,
+        Grain::All,
+    ]);
+    let tz = rng.pick(&ZONES);
+    let intervals = random_intervals(rng, grain, tz);
+    let ndims = rng.below(3) as usize;
+    let mut dims: Vec<&str> = Vec::new();
+    for _ in 0..ndims {
+        let d = rng.pick(&DIMS);
+        if !dims.contains(&d) {
+            dims.push(d);
+        }
+    }
+    let group_by = dims.iter().map(|d| GroupBy { name: format!("g_{d}"), column: d.to_string() }).collect();
+    let filters = (0..rng.below(3)).map(|_| random_pred(rng)).collect();
+    let catalog_aggs: Vec<(AggFunc, AggInput, bool)> = vec![
+        (AggFunc::Count, AggInput::Rows, true),
+        (AggFunc::Count, AggInput::Column("v1".into()), true),
+        (AggFunc::LongSum, AggInput::Column("v1".into()), true),
+        (AggFunc::DoubleSum, AggInput::Column("v2".into()), false),
+        (AggFunc::Min, AggInput::Column("v1".into()), true),
+        (AggFunc::Max, AggInput::Column("v2".into()), false),
+        (AggFunc::CountDistinct, AggInput::Column("s2".into()), true),
+        (AggFunc::ApproxCountDistinct, AggInput::Column("s2".into()), true),
+        (AggFunc::DoubleSum, AggInput::Expr(expr::parse("v1 * 2 + v2 * (1 - 0.5)").unwrap()), false),
+        (AggFunc::LongSum, AggInput::Column("i1".into()), true),
+    ];
+    let naggs = 1 + rng.below(4) as usize;
+    let mut aggregations = Vec::new();
+    for i in 0..naggs {
+        let (func, input, integer) = rng.pick(&catalog_aggs);
+        let filter = rng.chance(25).then(|| {
+            if rng.chance(50) {
+                random_pred(rng)
+            } else {
+                Predicate {
+                    column: "v1".into(),
+                    op: PredOp::Cmp(rng.pick(&[CmpOp::Gt, CmpOp::Lte, CmpOp::Eq]), rng.below(200) as f64 - 100.0),
+                }
+            }
+        });
+        aggregations.push(AggregationPlan { name: format!("a{i}"), func, input, filter, integer });
+    }
+    let mut outputs: Vec<OutputMetric> = aggregations
+        .iter()
+        .enumerate()
+        .map(|(i, a)| OutputMetric {
+            name: a.name.clone(),
+            kind: OutputKind::Agg(i),
+            integer: a.integer,
+            hidden: rng.chance(15),
+        })
+        .collect();
+    if rng.chance(50) {
+        let a = rng.pick(&outputs).name;
+        let b = rng.pick(&outputs).name;
+        let text = rng.pick(&[format!("{a} - {b}"), format!("{a} / {b}"), format!("({a} + 3) * {b}")]);
+        let e = expr::parse(&text).unwrap();
+        let integer =
+            !e.has_division() && [&a, &b].iter().all(|n| outputs.iter().find(|o| &&o.name == n).unwrap().integer);
+        outputs.push(OutputMetric { name: "post".into(), kind: OutputKind::Post(e), integer, hidden: false });
+    }
+    // Nested averages where the request grain allows them.
+    let pers: Vec<Grain> =
+        [Grain::Day, Grain::Week, Grain::Month].into_iter().filter(|p| p.can_satisfy(grain)).collect();
+    if !pers.is_empty() && rng.chance(40) {
+        let per = rng.pick(&pers);
+        let of = outputs[0].clone();
+        outputs.push(OutputMetric {
+            name: "nested".into(),
+            kind: OutputKind::NestedAvg { of: Box::new(of), per },
+            integer: false,
+            hidden: false,
+        });
+    }
+    let visible: Vec<String> = outputs.iter().filter(|o| !o.hidden).map(|o| o.name.clone()).collect();
+    let mut shape = Shape::default();
+    if !visible.is_empty() && rng.chance(30) {
+        let m = rng.pick(&visible);
+        let (op, values) = match rng.below(4) {
+            0 => (HavingOp::Gt, vec![rng.below(10) as f64]),
+            1 => (HavingOp::Lt, vec![rng.below(100) as f64, 3.0]),
+            2 => (HavingOp::Eq, vec![1.0, 2.0]),
+            _ => (HavingOp::Between, vec![0.0, rng.below(50) as f64]),
+        };
+        shape.having.push(HavingClause { metric: m, op, negate: rng.chance(30), values });
+    }
+    if rng.chance(60) {
+        if rng.chance(20) {
+            shape.sort.push(SortKey { column: SortColumn::Time, descending: rng.chance(50) });
+        }
+        for _ in 0..1 + rng.below(2) {
+            let col = if !dims.is_empty() && rng.chance(30) {
+                SortColumn::Dimension(rng.below(dims.len() as u64) as usize)
+            } else if !visible.is_empty() {
+                SortColumn::Metric(rng.pick(&visible))
+            } else {
+                continue;
+            };
+            shape.sort.push(SortKey { column: col, descending: rng.chance(60) });
+        }
+        if shape.sort.iter().any(|s| s.column != SortColumn::Time) && rng.chance(50) {
+            shape.top_n = Some(1 + rng.below(3) as usize);
+        }
+    }
+    if rng.chance(25) {
+        shape.count = Some(rng.below(8) as usize + 1);
+    }
+    QueryPlan {
+        files: files.to_vec(),
+        time_column: "ts".into(),
+        intervals,
+        grain,
+        tz,
+        group_by,
+        filters,
+        aggregations,
+        outputs,
+        shape,
+        limits: Limits { max_groups: 1_000_000, max_buckets: 10_000_000, threads: 1 + rng.below(3) as usize },
+    }
+}
+
+// ---------------------------------------------------------------- the reference
+
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum V {
+    Null,
+    I(i64),
+    F(f64),
+}
+
+impl V {
+    fn f(&self) -> Option<f64> {
+        match self {
+            V::Null => None,
+            V::I(i) => Some(*i as f64),
+            V::F(x) => Some(*x),
+        }
+    }
+}
+
+fn text(row: &Row, col: &str) -> Option<String> {
+    match col {
+        "s1" => row.s1.clone(),
+        "s2" => row.s2.clone(),
+        "i1" => row.i1.map(|v| v.to_string()),
+        "b1" => row.b1.map(|v| v.to_string()),
+        "v1" => row.v1.map(|v| v.to_string()),
+        _ => row.v2.map(|v| v.to_string()),
+    }
+}
+
+fn num(row: &Row, col: &str) -> Option<f64> {
+    match col {
+        "v1" => row.v1.map(|v| v as f64),
+        "v2" => row.v2,
+        "i1" => row.i1.map(|v| v as f64),
+        _ => None,
+    }
+}
+
+fn pred_ok(row: &Row, p: &Predicate) -> bool {
+    match &p.op {
+        PredOp::Cmp(op, c) => num(row, &p.column).is_some_and(|x| op.test(x, *c)),
+        op => op.matches_text(text(row, &p.column).as_deref()),
+    }
+}
+
+fn eval_row_expr(e: &Expr, row: &Row) -> Option<f64> {
+    Some(match e {
+        Expr::Num(v) => *v,
+        Expr::Ref(c) => num(row, c)?,
+        Expr::Neg(x) => -eval_row_expr(x, row)?,
+        Expr::Bin(op, a, b) => op.apply(eval_row_expr(a, row)?, eval_row_expr(b, row)?),
+    })
+}
+
+/// Aggregates one group's rows with one aggregation, plainly.
+fn aggregate(a: &AggregationPlan, rows: &[&Row]) -> V {
+    let rows: Vec<&&Row> = rows.iter().filter(|r| a.filter.as_ref().is_none_or(|f| pred_ok(r, f))).collect();
+    let vals: Vec<Option<f64>> = rows
+        .iter()
+        .map(|r| match &a.input {
+            AggInput::Rows => Some(1.0),
+            AggInput::Column(c) => num(r, c).or_else(|| text(r, c).map(|_| 0.0)),
+            AggInput::Expr(e) => eval_row_expr(e, r),
+        })
+        .collect();
+    let present: Vec<f64> = vals.iter().flatten().copied().collect();
+    match a.func {
+        AggFunc::Count => V::I(present.len() as i64),
+        AggFunc::LongSum => V::I(present.iter().map(|v| *v as i64).sum()),
+        AggFunc::DoubleSum => V::F(present.iter().sum()),
+        AggFunc::Min | AggFunc::Max => {
+            let m = if a.func == AggFunc::Min {
+                present.iter().copied().reduce(f64::min)
+            } else {
+                present.iter().copied().reduce(f64::max)
+            };
+            match (m, a.integer) {
+                (None, _) => V::Null,
+                (Some(x), true) => V::I(x as i64),
+                (Some(x), false) => V::F(x),
+            }
+        }
+        AggFunc::CountDistinct | AggFunc::ApproxCountDistinct => {
+            let AggInput::Column(c) = &a.input else { unreachable!() };
+            V::I(rows.iter().filter_map(|r| text(r, c)).collect::<BTreeSet<_>>().len() as i64)
+        }
+    }
+}
+
+type Key = (i64, Vec<String>);
+
+fn eval_output(plan: &QueryPlan, o: &OutputMetric, groups: &BTreeMap<Key, Vec<&Row>>, key: &Key) -> V {
+    let rows = &groups[key];
+    match &o.kind {
+        OutputKind::Agg(i) => aggregate(&plan.aggregations[*i], rows),
+        OutputKind::Post(e) => {
+            let refs = e.refs();
+            let vals: BTreeMap<String, V> = refs
+                .iter()
+                .map(|r| {
+                    (r.clone(), eval_output(plan, plan.outputs.iter().find(|x| &x.name == r).unwrap(), groups, key))
+                })
+                .collect();
+            if vals.values().any(|v| *v == V::Null) {
+                return V::Null;
+            }
+            if o.integer && vals.values().all(|v| matches!(v, V::I(_))) && !e.has_division() {
+                let f = e.eval(&|n| vals[n].f().unwrap());
+                V::I(f as i64)
+            } else {
+                V::F(e.eval(&|n| vals[n].f().unwrap()))
+            }
+        }
+        OutputKind::NestedAvg { of, per } => {
+            // Split this group's rows by inner bucket, evaluate `of` on each, average.
+            let mut inner: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
+            for r in rows {
+                inner.entry((time::floor(*per, plan.tz, r.ts), key.1.clone())).or_default().push(r);
+            }
+            let vals: Vec<f64> = inner.keys().filter_map(|k| eval_output(plan, of, &inner, k).f()).collect();
+            if vals.is_empty() { V::Null } else { V::F(vals.iter().sum::<f64>() / vals.len() as f64) }
+        }
+    }
+}
+
+fn reference(plan: &QueryPlan, rows: &[Row]) -> Vec<(i64, Vec<String>, Vec<V>)> {
+    let first = plan.intervals.first().map(|i| i.start).unwrap_or(0);
+    let mut groups: BTreeMap<Key, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        if !plan.intervals.iter().any(|i| i.contains(r.ts)) || !plan.filters.iter().all(|f| pred_ok(r, f)) {
+            continue;
+        }
+        let bucket = if plan.grain == Grain::All { first } else { time::floor(plan.grain, plan.tz, r.ts) };
+        let dims: Vec<String> = plan.group_by.iter().map(|g| text(r, &g.column).unwrap_or_default()).collect();
+        groups.entry((bucket, dims)).or_default().push(r);
+    }
+    let visible: Vec<&OutputMetric> = plan.outputs.iter().filter(|o| !o.hidden).collect();
+    let mut out: Vec<(i64, Vec<String>, Vec<V>)> = groups
+        .keys()
+        .map(|k| (k.0, k.1.clone(), visible.iter().map(|o| eval_output(plan, o, &groups, k)).collect()))
+        .collect();
+    // Having.
+    let col = |name: &str| visible.iter().position(|o| o.name == name).unwrap();
+    out.retain(|(_, _, vals)| plan.shape.having.iter().all(|h| vals[col(&h.metric)].f().is_some_and(|x| h.test(x))));
+    // Sort: time, keys, dims.
+    let time_desc = matches!(plan.shape.sort.first(), Some(k) if k.column == SortColumn::Time && k.descending);
+    out.sort_by(|a, b| {
+        let mut o = a.0.cmp(&b.0);
+        if time_desc {
+            o = o.reverse();
+        }
+        for k in &plan.shape.sort {
+            if o.is_ne() {
+                break;
+            }
+            o = match &k.column {
+                SortColumn::Time => std::cmp::Ordering::Equal,
+                SortColumn::Dimension(j) => a.1[*j].cmp(&b.1[*j]),
+                SortColumn::Metric(m) => {
+                    let (x, y) = (a.2[col(m)].f(), b.2[col(m)].f());
+                    // Nulls are the smallest values.
+                    x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
+                }
+            };
+            if k.descending && k.column != SortColumn::Time {
+                o = o.reverse();
+            }
+        }
+        o.then_with(|| a.1.cmp(&b.1))
+    });
+    if let Some(n) = plan.shape.top_n {
+        let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+        out.retain(|r| {
+            let c = seen.entry(r.0).or_default();
+            *c += 1;
+            *c <= n
+        });
+    }
+    if let Some(c) = plan.shape.count {
+        out.truncate(c);
+    }
+    out
+}
+
+fn engine_rows(b: &RecordBatch, ndims: usize) -> Vec<(i64, Vec<String>, Vec<V>)> {
+    let t = b.column(0).as_primitive::<TimestampMillisecondType>();
+    (0..b.num_rows())
+        .map(|i| {
+            let dims = (0..ndims).map(|d| b.column(1 + d).as_string::<i32>().value(i).to_string()).collect();
+            let vals = (1 + ndims..b.num_columns())
+                .map(|c| {
+                    let col = b.column(c);
+                    if col.is_null(i) {
+                        V::Null
+                    } else if col.data_type() == &DataType::Int64 {
+                        V::I(col.as_primitive::<Int64Type>().value(i))
+                    } else {
+                        V::F(col.as_primitive::<Float64Type>().value(i))
+                    }
+                })
+                .collect();
+            (t.value(i), dims, vals)
+        })
+        .collect()
+}
+
+fn same(a: &V, b: &V) -> bool {
+    match (a, b) {
+        (V::F(x), V::F(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+        _ => a == b,
+    }
+}
+
+#[test]
+fn engine_equals_reference_on_random_tables_and_plans() {
+    let tables: u64 = std::env::var("QUIVER_REF_TABLES").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    let plans_per_table: u64 = std::env::var("QUIVER_REF_PLANS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let (mut checked, mut nonempty, mut rows_compared) = (0, 0, 0);
+    for seed in 0..tables {
+        let mut rng = Rng(seed * 7919 + 17);
+        let dir = tempfile::tempdir().unwrap();
+        let n = rng.pick(&[0usize, 1, 50, 400, 1500]);
+        let rows = random_rows(&mut rng, n);
+        let files = write_table(&mut rng, dir.path(), &rows);
+        for p in 0..plans_per_table {
+            let plan = random_plan(&mut rng, &files);
+            let got = engine::execute(&plan, &CancelToken::default())
+                .unwrap_or_else(|e| panic!("seed {seed} plan {p}: engine error {e}\n{plan:#?}"));
+            let want = reference(&plan, &rows);
+            let got_rows = engine_rows(&got.batch, plan.group_by.len());
+            let ok = got_rows.len() == want.len()
+                && got_rows.iter().zip(&want).all(|(g, w)| {
+                    g.0 == w.0 && g.1 == w.1 && g.2.len() == w.2.len() && g.2.iter().zip(&w.2).all(|(a, b)| same(a, b))
+                });
+            assert!(
+                ok,
+                "seed {seed} plan {p} (base grain {}):\nplan: {:#?}\nengine: {got_rows:?}\nreference: {want:?}",
+                base_grain(&plan),
+                QueryPlan { files: vec![], ..plan.clone() }
+            );
+            checked += 1;
+            nonempty += usize::from(!want.is_empty());
+            rows_compared += want.len();
+        }
+    }
+    eprintln!("{checked} random plans matched the reference ({nonempty} with rows, {rows_compared} rows compared)");
+    // The generator must exercise real results, not mostly empty ones.
+    assert!(nonempty * 2 > checked, "only {nonempty} of {checked} plans produced rows");
+}
+
+#[test]
+fn cancellation_stops_the_scan() {
+    let mut rng = Rng(99);
+    let dir = tempfile::tempdir().unwrap();
+    let rows = random_rows(&mut rng, 500);
+    let files = write_table(&mut rng, dir.path(), &rows);
+    let plan = random_plan(&mut rng, &files);
+    let token = CancelToken::default();
+    token.cancel();
+    let r = engine::execute(&plan, &token);
+    assert!(matches!(r, Err(engine::EngineError::Canceled)) || plan.intervals.is_empty(), "{r:?}");
+}
+
+#[test]
+fn group_cap_is_a_typed_error() {
+    let mut rng = Rng(5);
+    let dir = tempfile::tempdir().unwrap();
+    let rows = random_rows(&mut rng, 1500);
+    let files = write_table(&mut rng, dir.path(), &rows);
+    let plan = QueryPlan {
+        files,
+        time_column: "ts".into(),
+        intervals: vec![Interval::new(T0 - 1, T0 + SPAN + 1)],
+        grain: Grain::All,
+        tz: chrono_tz::UTC,
+        group_by: vec![GroupBy { name: "s2".into(), column: "s2".into() }],
+        filters: vec![],
+        aggregations: vec![],
+        outputs: vec![],
+        shape: Shape::default(),
+        limits: Limits { max_groups: 5, max_buckets: 100, threads: 2 },
+    };
+    assert_eq!(engine::execute(&plan, &CancelToken::default()).unwrap_err(), engine::EngineError::TooManyGroups(5));
+}
