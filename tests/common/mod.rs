@@ -114,3 +114,65 @@ pub fn scratch_config() -> tempfile::TempDir {
     }
     dir
 }
+
+/// One flight, read independently of the engine (plain arrow reader).
+#[derive(Debug, Clone)]
+pub struct Flight {
+    pub time_ms: i64,
+    pub carrier: String,
+    pub origin: String,
+    pub dest: String,
+    pub tailnum: Option<String>,
+    pub flight: i32,
+    pub dep_delay: Option<i64>,
+    pub arr_delay: Option<i64>,
+    pub distance: i64,
+}
+
+pub fn flights() -> Vec<Flight> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, Int64Type};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/flights.parquet");
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        let i64col = |n: &str| arrow::compute::cast(b.column_by_name(n).unwrap(), &DataType::Int64).unwrap();
+        let strcol = |n: &str| arrow::compute::cast(b.column_by_name(n).unwrap(), &DataType::Utf8).unwrap();
+        let (t, dep, arr, dist, fl) =
+            (i64col("time_hour"), i64col("dep_delay"), i64col("arr_delay"), i64col("distance"), i64col("flight"));
+        let (car, ori, dst, tail) = (strcol("carrier"), strcol("origin"), strcol("dest"), strcol("tailnum"));
+        let (t, dep, arr, dist, fl) = (
+            t.as_primitive::<Int64Type>(),
+            dep.as_primitive::<Int64Type>(),
+            arr.as_primitive::<Int64Type>(),
+            dist.as_primitive::<Int64Type>(),
+            fl.as_primitive::<Int64Type>(),
+        );
+        let (car, ori, dst, tail) =
+            (car.as_string::<i32>(), ori.as_string::<i32>(), dst.as_string::<i32>(), tail.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            out.push(Flight {
+                time_ms: t.value(i),
+                carrier: car.value(i).to_string(),
+                origin: ori.value(i).to_string(),
+                dest: dst.value(i).to_string(),
+                tailnum: (!tail.is_null(i)).then(|| tail.value(i).to_string()),
+                flight: fl.value(i) as i32,
+                dep_delay: (!dep.is_null(i)).then(|| dep.value(i)),
+                arr_delay: (!arr.is_null(i)).then(|| arr.value(i)),
+                distance: dist.value(i),
+            });
+        }
+    }
+    out
+}
+
+/// UTC ms of `yyyy-mm-dd`.
+pub fn day_ms(s: &str) -> i64 {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis()
+}
