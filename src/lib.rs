@@ -17,4 +17,5 @@ pub mod http;
 pub mod plan;
 pub mod request;
 pub mod response;
+pub mod rollup;
 pub mod time;

@@ -24,6 +24,34 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Pre-aggregate a table to a coarser grain and fewer dimensions, write it as Parquet and
+    /// add it to the catalog as a rollup physical table.
+    Rollup(RollupArgs),
+}
+
+#[derive(clap::Args)]
+struct RollupArgs {
+    /// Configuration directory.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Logical table to roll up.
+    #[arg(long)]
+    table: String,
+    /// Grain of the rollup (e.g. day).
+    #[arg(long)]
+    grain: String,
+    /// Dimensions to keep, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    dimensions: Vec<String>,
+    /// Metrics to carry, comma-separated (default: every metric that re-aggregates).
+    #[arg(long, value_delimiter = ',')]
+    metrics: Vec<String>,
+    /// Name of the new physical table.
+    #[arg(long)]
+    name: String,
+    /// Output file, relative to the catalog's data root (default: data/NAME.parquet).
+    #[arg(long)]
+    output: Option<String>,
 }
 
 #[derive(clap::Args, Default)]
@@ -57,6 +85,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Check { config } => check(config),
         Command::Serve(args) => serve(args),
+        Command::Rollup(args) => rollup(args),
     }
 }
 
@@ -81,6 +110,58 @@ fn check(config: Option<PathBuf>) -> ExitCode {
             for p in &problems {
                 eprintln!("  - {p}");
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn rollup(args: RollupArgs) -> ExitCode {
+    let dir = args.config.unwrap_or_else(quiver::config::default_config_dir);
+    let state = match AppState::load(dir.clone()) {
+        Ok(s) => s,
+        Err(problems) => {
+            problems.iter().for_each(|p| eprintln!("error: {p}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(grain) = quiver::time::Grain::parse(&args.grain) else {
+        eprintln!("error: '{}' is not a grain", args.grain);
+        return ExitCode::FAILURE;
+    };
+    let spec = quiver::rollup::RollupSpec {
+        table: args.table,
+        output: args.output.unwrap_or_else(|| format!("data/{}.parquet", args.name)),
+        name: args.name,
+        grain,
+        dimensions: args.dimensions,
+        metrics: args.metrics,
+    };
+    let data_root = state.config.data_root(&dir);
+    let started = std::time::Instant::now();
+    match quiver::rollup::build(&state.catalog, &data_root, &spec) {
+        Ok(summary) => {
+            let tables_dir = state.config.tables_dir(&dir);
+            match quiver::rollup::add_catalog_entry(&tables_dir, &spec, &summary.catalog_entry) {
+                Ok(f) => {
+                    println!(
+                        "{}: {} rows rolled up into {} rows ({} metrics) in {:.1} s; catalog entry in {}",
+                        summary.path.display(),
+                        summary.rows_in,
+                        summary.rows_out,
+                        summary.metrics.len(),
+                        started.elapsed().as_secs_f64(),
+                        f.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}\nadd this entry yourself:{}", summary.catalog_entry);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

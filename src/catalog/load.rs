@@ -502,7 +502,7 @@ fn build_table(
     }
     let mut physical = Vec::new();
     for (i, ps) in spec.physical.iter().enumerate() {
-        if let Some(pt) = build_physical(ps, &format!("{key}.physical[{i}]"), spec, root, catalog, p) {
+        if let Some(pt) = build_physical(ps, &format!("{key}.physical[{i}]"), spec, root, catalog, defined, p) {
             physical.push(Arc::new(pt));
         }
     }
@@ -530,6 +530,7 @@ fn build_physical(
     table: &TableSpec,
     root: &Path,
     catalog: &Catalog,
+    defined: &Defined,
     p: &mut Problems,
 ) -> Option<PhysicalTable> {
     let grain = match Grain::parse(&ps.grain) {
@@ -659,6 +660,7 @@ fn build_physical(
                 &format!("{key}.metrics"),
                 format!("metric '{m}' cannot be stored in a rollup (only count, sums, min and max re-aggregate)"),
             ),
+            None if defined.metrics.contains(m) => {}
             None => p.add(&format!("{key}.metrics"), format!("metric '{m}' is not defined")),
         }
         if schema.field_with_name(&col).is_err() {
@@ -744,7 +746,9 @@ fn check_metrics_computable(
             let in_rollup = physical.iter().any(|t| t.metrics.contains(&b.name));
             for c in cols {
                 let present = raws.iter().any(|t| t.has_column(&c));
-                if !present && !in_rollup {
+                // A rollup may carry a metric no raw table can compute only when there is no
+                // raw table at all; otherwise raw queries would fail at run time.
+                if !(present || (in_rollup && raws.is_empty())) {
                     p.add(
                         &format!("metric.{}", b.name),
                         format!(
