@@ -64,6 +64,8 @@ pub fn prepare(state: &AppState, ctx: &Ctx, segs: &[&str]) -> Result<Prepared, E
 
 pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Response, Error> {
     let prepared = prepare(state, ctx, segs)?;
+    tracing::Span::current().record("table", prepared.req.table.as_str());
+    tracing::Span::current().record("grain", prepared.req.grain.name());
     if prepared.req.format == Format::Debug {
         return Ok(debug(ctx, &prepared));
     }

@@ -14,6 +14,7 @@ use reply::Ctx;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tracing::Instrument;
 use warp::Filter;
 use warp::http::{HeaderMap, Method};
 use warp::path::FullPath;
@@ -57,15 +58,25 @@ async fn handle(
 ) -> warp::reply::Response {
     let ctx = Ctx::new(&state, &path, &query, &headers);
     let started = std::time::Instant::now();
-    let span = tracing::info_span!("request", id = %ctx.request_id, path = %path);
-    let _g = span.enter();
-    let resp = match dispatch(&state, &method, &ctx).await {
-        Ok(r) => r,
-        Err(e) => reply::error(&e, &ctx, None),
-    };
-    let resp = reply::finish(resp, &ctx);
-    tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0, "served");
-    resp
+    let span = tracing::info_span!(
+        "request",
+        id = %ctx.request_id,
+        user = "anonymous",
+        path = %path,
+        table = tracing::field::Empty,
+        grain = tracing::field::Empty
+    );
+    async {
+        let resp = match dispatch(&state, &method, &ctx).await {
+            Ok(r) => r,
+            Err(e) => reply::error(&e, &ctx, None),
+        };
+        let resp = reply::finish(resp, &ctx);
+        tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0, "served");
+        resp
+    }
+    .instrument(span)
+    .await
 }
 
 async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &Ctx) -> Result<warp::reply::Response, Error> {
