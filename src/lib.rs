@@ -19,3 +19,4 @@ pub mod request;
 pub mod response;
 pub mod rollup;
 pub mod time;
+pub mod tpch;

@@ -1,0 +1,93 @@
+//! The engine on TPC-H lineitem (generated with tpchgen, sorted by ship date): a full-scan
+//! group-by (Q1-like), a narrow time range (pruning) and a high-cardinality group-by.
+//! Scale factor from `QUIVER_BENCH_SF` (default 0.1); data cached under target/bench-data.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use quiver::catalog::expr;
+use quiver::catalog::physical;
+use quiver::engine::{self, plan::*};
+use quiver::time::{Grain, Interval};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn data(sf: f64) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-data/lineitem_sf{sf}.parquet"));
+    if !path.exists() {
+        let n = quiver::tpch::write_lineitem(sf, &path).expect("generate lineitem");
+        eprintln!("generated {n} rows into {}", path.display());
+    }
+    path
+}
+
+fn day(y: i32, m: u32, d: u32) -> i64 {
+    chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis()
+}
+
+fn agg(name: &str, func: AggFunc, input: AggInput) -> AggregationPlan {
+    AggregationPlan { name: name.into(), func, input, filter: None, integer: matches!(func, AggFunc::Count) }
+}
+
+fn plan(path: &std::path::Path, grain: Grain, iv: Interval, group: &[&str], aggs: Vec<AggregationPlan>) -> QueryPlan {
+    let f = Arc::new(physical::open_file(path, "ship_date").unwrap());
+    let outputs = aggs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| OutputMetric { name: a.name.clone(), kind: OutputKind::Agg(i), integer: a.integer, hidden: false })
+        .collect();
+    QueryPlan {
+        files: vec![f],
+        time_column: "ship_date".into(),
+        intervals: vec![iv],
+        grain,
+        tz: chrono_tz::UTC,
+        group_by: group.iter().map(|g| GroupBy { name: g.to_string(), column: g.to_string() }).collect(),
+        filters: vec![],
+        aggregations: aggs,
+        outputs,
+        shape: Shape::default(),
+        limits: Limits::default(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let sf: f64 = std::env::var("QUIVER_BENCH_SF").ok().and_then(|v| v.parse().ok()).unwrap_or(0.1);
+    let path = data(sf);
+    let col = |c: &str| AggInput::Column(c.into());
+    let q1 = plan(
+        &path,
+        Grain::All,
+        Interval::new(day(1992, 1, 1), day(1998, 9, 3)),
+        &["return_flag", "line_status"],
+        vec![
+            agg("sumQty", AggFunc::DoubleSum, col("quantity")),
+            agg("sumBasePrice", AggFunc::DoubleSum, col("extended_price")),
+            agg("sumDiscPrice", AggFunc::DoubleSum, AggInput::Expr(expr::parse("extended_price * (1 - discount)").unwrap())),
+            agg("sumCharge", AggFunc::DoubleSum, AggInput::Expr(expr::parse("extended_price * (1 - discount) * (1 + tax)").unwrap())),
+            agg("sumDisc", AggFunc::DoubleSum, col("discount")),
+            agg("countOrder", AggFunc::Count, AggInput::Rows),
+        ],
+    );
+    let narrow = plan(
+        &path,
+        Grain::Day,
+        Interval::new(day(1995, 6, 5), day(1995, 6, 12)),
+        &[],
+        vec![agg("sumQty", AggFunc::DoubleSum, col("quantity")), agg("sumBasePrice", AggFunc::DoubleSum, col("extended_price"))],
+    );
+    let wide = plan(
+        &path,
+        Grain::All,
+        Interval::new(day(1992, 1, 1), day(1999, 1, 1)),
+        &["supp_key"],
+        vec![agg("sumQty", AggFunc::DoubleSum, col("quantity"))],
+    );
+    let mut g = c.benchmark_group(format!("lineitem_sf{sf}"));
+    g.sample_size(10);
+    for (name, p) in [("q1_full_scan_group_by", &q1), ("narrow_week_pruned", &narrow), ("supp_key_high_cardinality", &wide)] {
+        g.bench_function(name, |b| b.iter(|| engine::execute(p, &CancelToken::default()).unwrap()));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
