@@ -11,6 +11,8 @@ pub mod format;
 pub mod having;
 pub mod metrics;
 pub mod paging;
+#[cfg(test)]
+mod props;
 pub mod show;
 pub mod sort;
 pub mod tokens;
