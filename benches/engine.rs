@@ -32,7 +32,12 @@ fn plan(path: &std::path::Path, grain: Grain, iv: Interval, group: &[&str], aggs
     let outputs = aggs
         .iter()
         .enumerate()
-        .map(|(i, a)| OutputMetric { name: a.name.clone(), kind: OutputKind::Agg(i), integer: a.integer, hidden: false })
+        .map(|(i, a)| OutputMetric {
+            name: a.name.clone(),
+            kind: OutputKind::Agg(i),
+            integer: a.integer,
+            hidden: false,
+        })
         .collect();
     QueryPlan {
         files: vec![f],
@@ -61,8 +66,16 @@ fn bench(c: &mut Criterion) {
         vec![
             agg("sumQty", AggFunc::DoubleSum, col("quantity")),
             agg("sumBasePrice", AggFunc::DoubleSum, col("extended_price")),
-            agg("sumDiscPrice", AggFunc::DoubleSum, AggInput::Expr(expr::parse("extended_price * (1 - discount)").unwrap())),
-            agg("sumCharge", AggFunc::DoubleSum, AggInput::Expr(expr::parse("extended_price * (1 - discount) * (1 + tax)").unwrap())),
+            agg(
+                "sumDiscPrice",
+                AggFunc::DoubleSum,
+                AggInput::Expr(expr::parse("extended_price * (1 - discount)").unwrap()),
+            ),
+            agg(
+                "sumCharge",
+                AggFunc::DoubleSum,
+                AggInput::Expr(expr::parse("extended_price * (1 - discount) * (1 + tax)").unwrap()),
+            ),
             agg("sumDisc", AggFunc::DoubleSum, col("discount")),
             agg("countOrder", AggFunc::Count, AggInput::Rows),
         ],
@@ -72,7 +85,10 @@ fn bench(c: &mut Criterion) {
         Grain::Day,
         Interval::new(day(1995, 6, 5), day(1995, 6, 12)),
         &[],
-        vec![agg("sumQty", AggFunc::DoubleSum, col("quantity")), agg("sumBasePrice", AggFunc::DoubleSum, col("extended_price"))],
+        vec![
+            agg("sumQty", AggFunc::DoubleSum, col("quantity")),
+            agg("sumBasePrice", AggFunc::DoubleSum, col("extended_price")),
+        ],
     );
     let wide = plan(
         &path,
@@ -83,7 +99,9 @@ fn bench(c: &mut Criterion) {
     );
     let mut g = c.benchmark_group(format!("lineitem_sf{sf}"));
     g.sample_size(10);
-    for (name, p) in [("q1_full_scan_group_by", &q1), ("narrow_week_pruned", &narrow), ("supp_key_high_cardinality", &wide)] {
+    for (name, p) in
+        [("q1_full_scan_group_by", &q1), ("narrow_week_pruned", &narrow), ("supp_key_high_cardinality", &wide)]
+    {
         g.bench_function(name, |b| b.iter(|| engine::execute(p, &CancelToken::default()).unwrap()));
     }
     g.finish();

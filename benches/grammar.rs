@@ -30,7 +30,8 @@ fn bench(c: &mut Criterion) {
     c.bench_function("dateTime with RRULE in New York", |b| {
         b.iter(|| {
             let ast = datetime::parse(Some(black_box(DATETIME))).unwrap();
-            let ctx = datetime::Context { grain: Grain::Week, tz: chrono_tz::America::New_York, now: 0, rrule_max: 100 };
+            let ctx =
+                datetime::Context { grain: Grain::Week, tz: chrono_tz::America::New_York, now: 0, rrule_max: 100 };
             datetime::evaluate(&ast, &ctx).unwrap()
         })
     });

@@ -1,7 +1,10 @@
 //! Shared state of a running gateway: settings, catalog, clock.
 
+use crate::auth::Auth;
 use crate::catalog::Catalog;
 use crate::config::GatewayConfig;
+use crate::jobs::Jobs;
+use crate::limits::Admission;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -35,23 +38,58 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub clock: Arc<dyn Clock>,
     pub started: std::time::Instant,
+    pub jobs: Arc<Jobs>,
+    pub admission: Admission,
+    pub auth: Auth,
 }
 
 impl AppState {
     pub fn new(config: GatewayConfig, config_dir: PathBuf, catalog: Catalog) -> AppState {
+        let jobs_dir = config.jobs_dir(&config_dir);
+        AppState::with_parts(config, config_dir, catalog, Arc::new(SystemClock), &jobs_dir)
+    }
+
+    /// Builds the state with an explicit clock and job directory (tests use both).
+    pub fn with_parts(
+        config: GatewayConfig,
+        config_dir: PathBuf,
+        catalog: Catalog,
+        clock: Arc<dyn Clock>,
+        jobs_dir: &std::path::Path,
+    ) -> AppState {
+        let jobs = Arc::new(Jobs::open(jobs_dir, clock.clone(), config.jobs.expiry_seconds));
+        let admission = Admission::new(config.limits.clone());
+        let auth = Auth::new(&config.auth);
         AppState {
             config,
             config_dir,
             catalog: Arc::new(catalog),
-            clock: Arc::new(SystemClock),
+            clock,
             started: std::time::Instant::now(),
+            jobs,
+            admission,
+            auth,
         }
     }
 
-    /// Loads `DIR/gateway.toml` and the catalog; every problem found is returned.
+    /// Loads `DIR/gateway.toml` and the catalog and opens the job store; every problem found
+    /// is returned.
     pub fn load(config_dir: PathBuf) -> Result<AppState, Vec<String>> {
-        let config = GatewayConfig::load(&config_dir).map_err(|e| vec![e])?;
-        let catalog = crate::catalog::load(&config.tables_dir(&config_dir), &config.data_root(&config_dir))?;
+        let (config, catalog) = load_config(&config_dir)?;
         Ok(AppState::new(config, config_dir, catalog))
+    }
+}
+
+/// Loads `DIR/gateway.toml` and the catalog only (no job store: safe next to a running
+/// server, as `quiver check` and `quiver rollup` are).
+pub fn load_config(config_dir: &std::path::Path) -> Result<(GatewayConfig, Catalog), Vec<String>> {
+    let config = GatewayConfig::load(config_dir).map_err(|e| vec![e])?;
+    let catalog = crate::catalog::load(&config.tables_dir(config_dir), &config.data_root(config_dir))?;
+    Ok((config, catalog))
+}
+
+impl AppState {
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 }

@@ -15,6 +15,56 @@ pub struct GatewayConfig {
     pub limits: LimitsConfig,
     pub jobs: JobsConfig,
     pub catalog: CatalogConfig,
+    pub auth: AuthConfig,
+}
+
+/// Identity (DESIGN §6): off by default, everyone is `anonymous`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Require `Authorization: Bearer <token>` on every endpoint but `/status`. Default false.
+    pub enabled: bool,
+    /// Known tokens, by the SHA-256 of the secret (print one with `quiver token`).
+    pub tokens: Vec<TokenConfig>,
+    /// Roles by name.
+    pub roles: std::collections::BTreeMap<String, RoleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Lower-case hex SHA-256 of the token. Required.
+    pub sha256: String,
+    /// The user the token belongs to. Required.
+    pub user: String,
+    /// Role names. Default none.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleConfig {
+    /// API scopes: `meta` (metadata endpoints), `data` (/data), `jobs` (/jobs). Default all.
+    pub scopes: Vec<String>,
+    /// Tables the role may query; `*` = all. Default `["*"]`.
+    pub tables: Vec<String>,
+    /// Row-level filters in the filters grammar, ANDed into every query and dimension-values
+    /// listing of the role. Default none.
+    pub filters: String,
+    /// Sees every user's jobs. Default false.
+    pub admin: bool,
+}
+
+impl Default for RoleConfig {
+    fn default() -> Self {
+        RoleConfig {
+            scopes: vec!["meta".into(), "data".into(), "jobs".into()],
+            tables: vec!["*".into()],
+            filters: String::new(),
+            admin: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +222,24 @@ impl GatewayConfig {
         })?;
         if self.query.default_per_page == 0 {
             return Err("key `query.default_per_page`: expected a positive integer".into());
+        }
+        for (i, t) in self.auth.tokens.iter().enumerate() {
+            if t.sha256.len() != 64 || !t.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!("key `auth.tokens[{i}].sha256`: expected 64 hex characters (see `quiver token`)"));
+            }
+            for r in &t.roles {
+                if !self.auth.roles.contains_key(r) {
+                    return Err(format!("key `auth.tokens[{i}].roles`: role '{r}' is not defined under [auth.roles]"));
+                }
+            }
+        }
+        for (name, r) in &self.auth.roles {
+            for s in &r.scopes {
+                if !["meta", "data", "jobs"].contains(&s.as_str()) {
+                    return Err(format!("key `auth.roles.{name}.scopes`: '{s}' is not one of meta, data, jobs"));
+                }
+            }
+            crate::grammar::filters::parse(&r.filters).map_err(|e| format!("key `auth.roles.{name}.filters`: {e}"))?;
         }
         if !self.server.api_root.starts_with('/') {
             return Err(format!("key `server.api_root`: '{}' must start with '/'", self.server.api_root));

@@ -8,12 +8,15 @@
 //! arithmetic shared by the grammar and the engine.
 
 pub mod app;
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod grammar;
 pub mod http;
+pub mod jobs;
+pub mod limits;
 pub mod plan;
 pub mod request;
 pub mod response;

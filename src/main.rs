@@ -27,6 +27,12 @@ enum Command {
     /// Pre-aggregate a table to a coarser grain and fewer dimensions, write it as Parquet and
     /// add it to the catalog as a rollup physical table.
     Rollup(RollupArgs),
+    /// Print a new random API token and the SHA-256 line to put in gateway.toml.
+    Token {
+        /// The user the token is for.
+        #[arg(long, default_value = "USER")]
+        user: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -86,14 +92,19 @@ fn main() -> ExitCode {
         Command::Check { config } => check(config),
         Command::Serve(args) => serve(args),
         Command::Rollup(args) => rollup(args),
+        Command::Token { user } => {
+            let (token, hash) = quiver::auth::new_token();
+            println!("token (give to the user; it is not stored): {token}");
+            println!("\n# gateway.toml\n[[auth.tokens]]\nsha256 = \"{hash}\"\nuser = \"{user}\"\nroles = [\"ROLE\"]");
+            ExitCode::SUCCESS
+        }
     }
 }
 
 fn check(config: Option<PathBuf>) -> ExitCode {
     let dir = config.unwrap_or_else(quiver::config::default_config_dir);
-    match AppState::load(dir.clone()) {
-        Ok(state) => {
-            let c = &state.catalog;
+    match quiver::app::load_config(&dir) {
+        Ok((_, c)) => {
             let rows: i64 = c.tables.values().flat_map(|t| t.physical.iter()).map(|p| p.total_rows()).sum();
             println!(
                 "{}: OK — {} table(s), {} dimension(s), {} metric(s), {} physical table(s), {rows} rows",
@@ -117,7 +128,7 @@ fn check(config: Option<PathBuf>) -> ExitCode {
 
 fn rollup(args: RollupArgs) -> ExitCode {
     let dir = args.config.unwrap_or_else(quiver::config::default_config_dir);
-    let state = match AppState::load(dir.clone()) {
+    let (config, catalog) = match quiver::app::load_config(&dir) {
         Ok(s) => s,
         Err(problems) => {
             problems.iter().for_each(|p| eprintln!("error: {p}"));
@@ -136,11 +147,11 @@ fn rollup(args: RollupArgs) -> ExitCode {
         dimensions: args.dimensions,
         metrics: args.metrics,
     };
-    let data_root = state.config.data_root(&dir);
+    let data_root = config.data_root(&dir);
     let started = std::time::Instant::now();
-    match quiver::rollup::build(&state.catalog, &data_root, &spec) {
+    match quiver::rollup::build(&catalog, &data_root, &spec) {
         Ok(summary) => {
-            let tables_dir = state.config.tables_dir(&dir);
+            let tables_dir = config.tables_dir(&dir);
             match quiver::rollup::add_catalog_entry(&tables_dir, &spec, &summary.catalog_entry) {
                 Ok(f) => {
                     println!(
@@ -210,10 +221,35 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         tracing::info!("quiver listening on http://{addr}{}", state.config.server.api_root);
         let shutdown = async {
+            #[cfg(unix)]
+            {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                }
+            }
+            #[cfg(not(unix))]
             let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
+            tracing::info!("shutting down: no new connections");
+        };
+        let jobs = state.jobs.clone();
+        let sweeper = {
+            let jobs = jobs.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                    let n = jobs.expire();
+                    if n > 0 {
+                        tracing::info!("{n} expired job(s) deleted");
+                    }
+                }
+            })
         };
         quiver::http::serve(state, listener, shutdown).await;
+        sweeper.abort();
+        let n = jobs.cancel_all();
+        tracing::info!("{n} running job(s) canceled; job store closed");
         ExitCode::SUCCESS
     })
 }

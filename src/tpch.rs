@@ -1,7 +1,9 @@
 //! TPC-H `lineitem` as Parquet, generated with the `tpchgen` crate (deterministic), sorted
 //! by ship date, zstd, about a million rows per row group — the benchmark data set.
 
-use arrow::array::{ArrayRef, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{
+    ArrayRef, DictionaryArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -101,7 +103,9 @@ pub fn write_lineitem(sf: f64, path: &Path) -> Result<usize, String> {
     let n = all.ship.len();
     let mut order: Vec<u32> = (0..n as u32).collect();
     order.sort_by_key(|&i| all.ship[i as usize]);
-    let pick_f = |v: &[f64]| -> ArrayRef { Arc::new(Float64Array::from(order.iter().map(|&i| v[i as usize]).collect::<Vec<_>>())) };
+    let pick_f = |v: &[f64]| -> ArrayRef {
+        Arc::new(Float64Array::from(order.iter().map(|&i| v[i as usize]).collect::<Vec<_>>()))
+    };
     let ship: Vec<i64> = order.iter().map(|&i| all.ship[i as usize] as i64 * 86_400_000).collect();
     let dict_t = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     let schema = Arc::new(Schema::new(vec![

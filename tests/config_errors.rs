@@ -14,7 +14,7 @@ fn edit(dir: &Path, from: &str, to: &str) {
 }
 
 fn problems(dir: &Path) -> Vec<String> {
-    match quiver::app::AppState::load(dir.join("config")) {
+    match quiver::app::load_config(&dir.join("config")) {
         Ok(_) => vec![],
         Err(p) => p,
     }

@@ -32,12 +32,14 @@ fn filter_op() -> impl Strategy<Value = FilterOp> {
 }
 
 fn clause() -> impl Strategy<Value = FilterClause> {
-    (name(), name(), filter_op(), proptest::collection::vec(value(), 1..4)).prop_map(|(dimension, field, op, mut values)| {
-        if let Some(n) = op.arity() {
-            values.resize(n, "1".into());
-        }
-        FilterClause { dimension, field, op, values }
-    })
+    (name(), name(), filter_op(), proptest::collection::vec(value(), 1..4)).prop_map(
+        |(dimension, field, op, mut values)| {
+            if let Some(n) = op.arity() {
+                values.resize(n, "1".into());
+            }
+            FilterClause { dimension, field, op, values }
+        },
+    )
 }
 
 fn having_op() -> impl Strategy<Value = HavingOp> {

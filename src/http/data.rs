@@ -4,17 +4,23 @@
 use super::pagination;
 use super::reply::{self, Ctx};
 use crate::app::AppState;
+use crate::auth::Scope;
 use crate::engine::plan::{CancelToken, QueryPlan};
 use crate::engine::{self, EngineError, ScanStats, scan};
 use crate::error::{Error, Reason};
+use crate::grammar::async_after::AsyncAfter;
 use crate::grammar::format::{self, Format};
 use crate::plan;
+use crate::request::data::GroupDim;
 use crate::request::data::{DataInput, DataRequest, resolve};
 use crate::request::dimension_rows;
 use crate::response::{self, View};
 use crate::time::{self, Grain, Interval};
+use arrow::array::RecordBatch;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
+use std::time::Duration;
 use warp::reply::Response;
 
 impl From<EngineError> for Error {
@@ -44,7 +50,8 @@ pub struct Prepared {
     pub physical: Arc<crate::catalog::physical::PhysicalTable>,
 }
 
-/// Resolves and plans (no I/O beyond dimension rows for non-key filters).
+/// Resolves and plans (no I/O beyond dimension rows for non-key filters). The caller's
+/// row-level filters are ANDed in before anything else can see the data.
 pub fn prepare(state: &AppState, ctx: &Ctx, segs: &[&str]) -> Result<Prepared, Error> {
     let segments: Vec<String> = segs.iter().map(|s| s.to_string()).collect();
     let param = |n: &str| ctx.params.get(n).map(|s| s.to_string());
@@ -53,7 +60,7 @@ pub fn prepare(state: &AppState, ctx: &Ctx, segs: &[&str]) -> Result<Prepared, E
         param: &param,
         accept: ctx.header("accept"),
         now: state.clock.now_ms(),
-        forced_filters: &[],
+        forced_filters: &ctx.principal.filters,
     };
     let req = resolve(&state.catalog, &state.config, &input)?;
     let table = &state.catalog.tables[&req.table];
@@ -62,58 +69,170 @@ pub fn prepare(state: &AppState, ctx: &Ctx, segs: &[&str]) -> Result<Prepared, E
     Ok(Prepared { req, plan, physical })
 }
 
+/// How to render a result later (stored with async jobs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenderSpec {
+    pub tz: String,
+    /// Grouping dimensions and the indices of their shown fields.
+    pub dims: Vec<(String, Vec<usize>)>,
+    pub missing: Vec<String>,
+    /// Default download name without extension.
+    pub stem: String,
+}
+
+/// Cancels the query when dropped, unless disarmed: a synchronous client that goes away
+/// cancels its query; one that became a job keeps running.
+struct CancelOnDrop {
+    token: CancelToken,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.token.cancel();
+        }
+    }
+}
+
+type Outcome = Result<(RecordBatch, ScanStats), Error>;
+
 pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Response, Error> {
+    let principal = &ctx.principal;
+    principal.require(Scope::Data)?;
+    if let Some(t) = segs.first().filter(|t| state.catalog.tables.contains_key(**t)) {
+        principal.require_table(t)?;
+    }
+    let ui = ctx.header("clientid") == Some("UI") && ctx.header("referer").is_some();
+    let permit = state.admission.admit(&principal.user, ui, &ctx.url())?;
     let prepared = prepare(state, ctx, segs)?;
     tracing::Span::current().record("table", prepared.req.table.as_str());
     tracing::Span::current().record("grain", prepared.req.grain.name());
     if prepared.req.format == Format::Debug {
         return Ok(debug(ctx, &prepared));
     }
-    let cancel = CancelToken::default();
     let Prepared { req, plan, physical } = prepared;
-    let st = state.clone();
-    let (result, lookups) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-        let r = engine::execute(&plan, &cancel)?;
-        let lookups = req.dims.iter().map(|d| dimension_rows(&st.catalog, &d.dim)).collect::<Result<Vec<_>, _>>()?;
-        Ok((r, (lookups, req)))
-    })
-    .await
-    .map_err(|e| Error::internal(format!("query task failed: {e}")))??;
-    let (lookups, req) = lookups;
-    render(state, ctx, req, &physical, result.batch, &result.stats, lookups)
+    let spec = RenderSpec {
+        tz: req.tz.name().to_string(),
+        dims: req.dims.iter().map(|d| (d.dim.name.clone(), d.shown.clone())).collect(),
+        missing: if state.config.query.partial_data_enabled {
+            missing_intervals(&req, &physical.availability)
+        } else {
+            vec![]
+        },
+        stem: download_stem(ctx, &req),
+    };
+    // The query starts at once, holding the permit until it ends.
+    let cancel = CancelToken::default();
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<Outcome>();
+    let (st, token) = (state.clone(), cancel.clone());
+    let dims: Vec<Arc<crate::catalog::Dimension>> = req.dims.iter().map(|d| d.dim.clone()).collect();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let r = engine::execute(&plan, &token).map_err(Error::from).and_then(|r| {
+            // Warm the dimension rows used to annotate.
+            for d in &dims {
+                dimension_rows(&st.catalog, d)?;
+            }
+            Ok((r.batch, r.stats))
+        });
+        let _ = tx.send(r);
+    });
+    let mut guard = CancelOnDrop { token: cancel.clone(), armed: true };
+    let finished: Option<Outcome> = match req.async_after {
+        AsyncAfter::Never => Some((&mut rx).await.unwrap_or_else(|_| Err(Error::internal("the query task stopped")))),
+        AsyncAfter::Always => None,
+        AsyncAfter::Millis(ms) => tokio::time::timeout(Duration::from_millis(ms), &mut rx)
+            .await
+            .ok()
+            .map(|r| r.unwrap_or_else(|_| Err(Error::internal("the query task stopped")))),
+    };
+    match finished {
+        Some(outcome) => {
+            guard.armed = false;
+            let (batch, stats) = outcome?;
+            let r = render(state, ctx, &spec, batch, req.format, req.paging, req.filename.as_deref())?;
+            Ok(with_timing(r, &stats))
+        }
+        None => {
+            // Became a job: the query keeps running; the client gets a ticket.
+            let spec_json = serde_json::to_string(&spec).unwrap_or_default();
+            let job = match state.jobs.create(&ctx.url(), &principal.user, &spec_json, cancel.clone()) {
+                Ok(j) => j,
+                Err(e) => return Err(e),
+            };
+            guard.armed = false;
+            let jobs = state.jobs.clone();
+            let (ticket, rid) = (job.ticket.clone(), ctx.request_id.clone());
+            tokio::spawn(async move {
+                let outcome = rx.await.unwrap_or_else(|_| Err(Error::internal("the query task stopped")));
+                let stored = match outcome {
+                    Ok((batch, _)) => jobs.succeed(&ticket, &batch),
+                    Err(e) => jobs.fail(&ticket, &e, &rid),
+                };
+                if let Err(e) = stored {
+                    tracing::error!(ticket, "cannot record the job's outcome: {e}");
+                }
+            });
+            Ok(reply::json(202, &job.payload(&ctx.base)))
+        }
+    }
 }
 
-fn render(
+fn with_timing(mut r: Response, stats: &ScanStats) -> Response {
+    reply::set_header(&mut r, "server-timing", &server_timing(stats));
+    tracing::info!(
+        rows_scanned = stats.rows_scanned,
+        row_groups = stats.row_groups_scanned,
+        pruned = stats.row_groups_pruned,
+        ms = stats.elapsed_ms,
+        "query"
+    );
+    r
+}
+
+/// Renders a shaped result (a fresh one or a job's stored one) in `format`.
+pub fn render(
     state: &AppState,
     ctx: &Ctx,
-    req: DataRequest,
-    physical: &crate::catalog::physical::PhysicalTable,
-    batch: arrow::array::RecordBatch,
-    stats: &ScanStats,
-    lookups: Vec<Arc<crate::catalog::lookup::LookupTable>>,
+    spec: &RenderSpec,
+    batch: RecordBatch,
+    format: Format,
+    paging: Option<crate::grammar::paging::Paging>,
+    filename: Option<&str>,
 ) -> Result<Response, Error> {
+    let mut dims = Vec::new();
+    let mut lookups = Vec::new();
+    for (name, shown) in &spec.dims {
+        let dim =
+            state.catalog.dimensions.get(name).cloned().ok_or_else(|| {
+                Error::new(Reason::DimensionUndefined, format!("Dimension(s) '{name}' do not exist."))
+            })?;
+        lookups.push(dimension_rows(&state.catalog, &dim)?);
+        dims.push(GroupDim { dim, shown: shown.clone() });
+    }
     let total = batch.num_rows();
-    let page = pagination::page(ctx, req.paging, total)?;
+    let page = pagination::page(ctx, paging, total)?;
     let mut meta = Map::new();
-    if state.config.query.partial_data_enabled {
-        let missing = missing_intervals(&req, &physical.availability);
-        if !missing.is_empty() {
-            meta.insert("missingIntervals".into(), json!(missing));
-        }
+    if !spec.missing.is_empty() {
+        meta.insert("missingIntervals".into(), json!(spec.missing));
     }
     if let Some(Value::Object(m)) = page.as_ref().map(|p| p.meta()) {
         meta.extend(m);
     }
     let range = page.as_ref().map(|p| p.range()).unwrap_or(0..total);
-    let format = req.format;
-    let stem = download_stem(ctx, &req);
-    let filename = req.filename.clone();
-    let view =
-        View { req, batch, range, lookups, meta: if meta.is_empty() { None } else { Some(Value::Object(meta)) } };
+    let view = View {
+        tz: spec.tz.parse().unwrap_or(chrono_tz::UTC),
+        dims,
+        batch,
+        range,
+        lookups,
+        meta: if meta.is_empty() { None } else { Some(Value::Object(meta)) },
+    };
     let mut r = match format {
-        Format::Json => reply::body(200, response::json(&view), "application/json; charset=utf-8"),
+        Format::Json | Format::Debug => reply::body(200, response::json(&view), "application/json; charset=utf-8"),
         Format::JsonApi => reply::body(200, response::jsonapi(&view), "application/json; charset=utf-8"),
-        Format::Csv | Format::Debug => {
+        Format::Csv => {
             let chunks = response::CsvChunks::new(Arc::new(view));
             let stream =
                 futures_util::stream::iter(chunks.map(|c| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(c))));
@@ -127,17 +246,9 @@ fn render(
     }
     if format == Format::Csv || filename.is_some() {
         let name =
-            format::download_name(filename.as_deref(), &stem, format, state.config.query.download_file_max_name_length);
+            format::download_name(filename, &spec.stem, format, state.config.query.download_file_max_name_length);
         reply::set_header(&mut r, "content-disposition", &format!("attachment; filename={name}"));
     }
-    reply::set_header(&mut r, "server-timing", &server_timing(stats));
-    tracing::info!(
-        rows_scanned = stats.rows_scanned,
-        row_groups = stats.row_groups_scanned,
-        pruned = stats.row_groups_pruned,
-        ms = stats.elapsed_ms,
-        "query"
-    );
     Ok(r)
 }
 

@@ -58,12 +58,14 @@ fn metric_summary(ctx: &Ctx, m: &Metric) -> Value {
     })
 }
 
-fn table_or_404<'a>(state: &'a AppState, name: &str) -> Result<&'a LogicalTable, Error> {
-    state
+fn table_or_404<'a>(state: &'a AppState, ctx: &Ctx, name: &str) -> Result<&'a LogicalTable, Error> {
+    let t = state
         .catalog
         .tables
         .get(name)
-        .ok_or_else(|| Error::new(Reason::TableNotFound, format!("Table with name '{name}' does not exist.")))
+        .ok_or_else(|| Error::new(Reason::TableNotFound, format!("Table with name '{name}' does not exist.")))?;
+    ctx.principal.require_table(name)?;
+    Ok(t)
 }
 
 fn grain_of(g: &str) -> Result<Grain, Error> {
@@ -76,7 +78,7 @@ fn grain_of(g: &str) -> Result<Grain, Error> {
 }
 
 /// A list response: `{"<key>": rows, "meta"?}` in JSON, or CSV; always paginated.
-fn list(state: &AppState, ctx: &Ctx, key: &str, rows: Vec<Value>, stem: &str) -> Res {
+pub fn list(state: &AppState, ctx: &Ctx, key: &str, rows: Vec<Value>, stem: &str) -> Res {
     let fmt = match ctx.params.get("format") {
         Some(f) => format::parse(f)?,
         None => format::Format::Json,
@@ -132,7 +134,12 @@ pub fn tables(state: &AppState, ctx: &Ctx) -> Res {
     if ctx.params.get("format").is_some_and(|f| f.eq_ignore_ascii_case("fullview")) {
         return Ok(reply::json(200, &fullview(ctx, cat)));
     }
-    let rows = cat.tables.values().flat_map(|t| t.grains.iter().map(|g| table_summary(ctx, t, *g))).collect();
+    let rows = cat
+        .tables
+        .values()
+        .filter(|t| ctx.principal.may_read_table(&t.name))
+        .flat_map(|t| t.grains.iter().map(|g| table_summary(ctx, t, *g)))
+        .collect();
     list(state, ctx, "rows", rows, "tables")
 }
 
@@ -174,14 +181,14 @@ fn fullview(ctx: &Ctx, cat: &Catalog) -> Value {
 }
 
 pub fn table(state: &AppState, ctx: &Ctx, name: &str) -> Res {
-    let t = table_or_404(state, name)?;
+    let t = table_or_404(state, ctx, name)?;
     let rows = t.grains.iter().map(|g| table_summary(ctx, t, *g)).collect();
     list(state, ctx, "rows", rows, &format!("tables-{name}"))
 }
 
 pub fn table_grain(state: &AppState, ctx: &Ctx, name: &str, grain: &str, dims: &[&str]) -> Res {
     let cat = &state.catalog;
-    let t = table_or_404(state, name)?;
+    let t = table_or_404(state, ctx, name)?;
     let g = grain_of(grain)?;
     if !t.grains.contains(&g) {
         return Err(Error::new(
@@ -295,7 +302,7 @@ fn value_field_name(f: &str) -> String {
 
 pub async fn dimension_values(state: &Arc<AppState>, ctx: &Ctx, name: &str) -> Res {
     let d = dimension_or_404(state, name)?.clone();
-    let clauses = filters::parse(ctx.params.get("filters").unwrap_or(""))?;
+    let mut clauses = filters::parse(ctx.params.get("filters").unwrap_or(""))?;
     for c in &clauses {
         if c.dimension != d.name {
             return Err(Error::new(
@@ -313,6 +320,10 @@ pub async fn dimension_values(state: &Arc<AppState>, ctx: &Ctx, name: &str) -> R
             ));
         }
     }
+    // Row-level security: the caller's filters on this dimension always apply.
+    clauses.extend(
+        ctx.principal.filters.iter().filter(|c| c.dimension == d.name && d.field_index(&c.field).is_some()).cloned(),
+    );
     let st = state.clone();
     let dim = d.clone();
     let rows = tokio::task::spawn_blocking(move || dimension_rows(&st.catalog, &dim))

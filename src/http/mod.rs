@@ -3,12 +3,14 @@
 //! headers here, and every error is rendered by the one mapping in [`crate::error`].
 
 pub mod data;
+pub mod jobs;
 pub mod meta;
 pub mod pagination;
 pub mod params;
 pub mod reply;
 
 use crate::app::AppState;
+use crate::auth::Scope;
 use crate::error::{Error, Reason};
 use reply::Ctx;
 use std::convert::Infallible;
@@ -56,18 +58,18 @@ async fn handle(
     query: String,
     headers: HeaderMap,
 ) -> warp::reply::Response {
-    let ctx = Ctx::new(&state, &path, &query, &headers);
+    let mut ctx = Ctx::new(&state, &path, &query, &headers);
     let started = std::time::Instant::now();
     let span = tracing::info_span!(
         "request",
         id = %ctx.request_id,
-        user = "anonymous",
+        user = tracing::field::Empty,
         path = %path,
         table = tracing::field::Empty,
         grain = tracing::field::Empty
     );
     async {
-        let resp = match dispatch(&state, &method, &ctx).await {
+        let resp = match dispatch(&state, &method, &mut ctx).await {
             Ok(r) => r,
             Err(e) => reply::error(&e, &ctx, None),
         };
@@ -79,7 +81,7 @@ async fn handle(
     .await
 }
 
-async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &Ctx) -> Result<warp::reply::Response, Error> {
+async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Result<warp::reply::Response, Error> {
     if method == Method::OPTIONS {
         return Ok(reply::empty(200));
     }
@@ -104,6 +106,9 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &Ctx) -> Result<w
     if ctx.path == "/status" || ctx.path == "/status/" {
         return Ok(meta::status(state, ctx));
     }
+    ctx.principal = state.auth.identify(ctx.header("authorization"))?;
+    tracing::Span::current().record("user", ctx.principal.user.as_str());
+    let ctx: &Ctx = ctx;
     let rest: Vec<&str> = match ctx.path.strip_prefix(root) {
         Some(r) if r.is_empty() || r.starts_with('/') => {
             let skip = root.split('/').filter(|s| !s.is_empty()).count();
@@ -111,8 +116,17 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &Ctx) -> Result<w
         }
         _ => return Err(not_found(ctx)),
     };
+    let scope = match rest.first() {
+        Some(&"data") => Scope::Data,
+        Some(&"jobs") => Scope::Jobs,
+        _ => Scope::Meta,
+    };
+    ctx.principal.require(scope)?;
     match rest.as_slice() {
         ["data", segs @ ..] => data::data(state, ctx, segs).await,
+        ["jobs"] => jobs::list(state, ctx),
+        ["jobs", t] => jobs::job(state, ctx, t),
+        ["jobs", t, "results"] => jobs::results(state, ctx, t).await,
         ["tables"] => meta::tables(state, ctx),
         ["tables", t] => meta::table(state, ctx, t),
         ["tables", t, g, dims @ ..] => meta::table_grain(state, ctx, t, g, dims),

@@ -19,6 +19,8 @@ pub struct Ctx {
     pub origin: String,
     /// `origin` + API root.
     pub base: String,
+    /// The caller (anonymous until authenticated).
+    pub principal: crate::auth::Principal,
 }
 
 impl Ctx {
@@ -39,7 +41,15 @@ impl Ctx {
             .unwrap_or_else(|| format!("{}:{}", state.config.server.bind, state.config.server.port));
         let origin = format!("http://{host}");
         let base = format!("{origin}{}", state.config.server.api_root.trim_end_matches('/'));
-        Ctx { request_id, path: path.to_string(), params: Params::parse(query), headers: headers.clone(), origin, base }
+        Ctx {
+            request_id,
+            path: path.to_string(),
+            params: Params::parse(query),
+            headers: headers.clone(),
+            origin,
+            base,
+            principal: crate::auth::Principal::anonymous(),
+        }
     }
 
     /// Decoded, non-empty path segments.

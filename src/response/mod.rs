@@ -2,17 +2,21 @@
 //! engine's record batch and the dimension rows; no Parquet or engine internals.
 
 use crate::catalog::lookup::LookupTable;
-use crate::request::data::DataRequest;
+use crate::request::data::GroupDim;
 use crate::time;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimestampMillisecondType};
+use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 use std::ops::Range;
 use std::sync::Arc;
 
 /// A page of a shaped result, ready to render.
 pub struct View {
-    pub req: DataRequest,
+    /// Zone `dateTime` is printed in.
+    pub tz: Tz,
+    /// Grouping dimensions with their shown fields, in path order.
+    pub dims: Vec<GroupDim>,
     pub batch: RecordBatch,
     pub range: Range<usize>,
     /// Rows of each grouping dimension, for annotation.
@@ -24,7 +28,7 @@ pub struct View {
 impl View {
     fn time(&self, i: usize) -> String {
         let t = self.batch.column(0).as_primitive::<TimestampMillisecondType>().value(i);
-        time::format_local(self.req.tz, t)
+        time::format_local(self.tz, t)
     }
 
     fn key(&self, d: usize, i: usize) -> &str {
@@ -41,7 +45,7 @@ impl View {
     }
 
     fn metric_columns(&self) -> Vec<(String, ArrayRef)> {
-        let n = self.req.dims.len();
+        let n = self.dims.len();
         self.batch
             .schema()
             .fields()
@@ -55,7 +59,7 @@ impl View {
     /// `dim|field` column headers.
     pub fn dim_headers(&self) -> Vec<(usize, usize, String)> {
         let mut out = Vec::new();
-        for (d, gd) in self.req.dims.iter().enumerate() {
+        for (d, gd) in self.dims.iter().enumerate() {
             for &f in &gd.shown {
                 out.push((d, f, format!("{}|{}", gd.dim.name, gd.dim.fields[f].name)));
             }
@@ -118,14 +122,14 @@ pub fn json(view: &View) -> Vec<u8> {
 pub fn jsonapi(view: &View) -> Vec<u8> {
     let metrics = view.metric_columns();
     let mut sidecars: Vec<(String, Vec<Value>, std::collections::HashSet<String>)> =
-        view.req.dims.iter().map(|d| (d.dim.name.clone(), vec![], Default::default())).collect();
+        view.dims.iter().map(|d| (d.dim.name.clone(), vec![], Default::default())).collect();
     let rows: Vec<Value> = view
         .range
         .clone()
         .map(|i| {
             let mut m = Map::new();
             m.insert("dateTime".into(), json!(view.time(i)));
-            for (d, gd) in view.req.dims.iter().enumerate() {
+            for (d, gd) in view.dims.iter().enumerate() {
                 if gd.shown.is_empty() {
                     continue;
                 }
@@ -152,7 +156,7 @@ pub fn jsonapi(view: &View) -> Vec<u8> {
         .collect();
     let mut body = Map::new();
     body.insert("rows".into(), Value::Array(rows));
-    for ((name, list, _), gd) in sidecars.into_iter().zip(&view.req.dims) {
+    for ((name, list, _), gd) in sidecars.into_iter().zip(&view.dims) {
         if !gd.shown.is_empty() {
             body.insert(name, Value::Array(list));
         }

@@ -9,6 +9,8 @@ pub struct Server {
     pub base: String,
     pub state: Arc<AppState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The job directory, when the server owns a temporary one.
+    _jobs: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -27,10 +29,20 @@ pub fn embedded_config() -> PathBuf {
 /// "Now" for tests: 2013-06-05 13:45:10 UTC (a Wednesday inside the flights data).
 pub const NOW_MS: i64 = 1_370_439_910_000;
 
-/// Starts a server over `config_dir` with a fixed clock.
+/// Starts a server over `config_dir` with a fixed clock and a private job directory.
 pub async fn start(config_dir: &Path) -> Server {
-    let mut state = AppState::load(config_dir.to_path_buf()).unwrap_or_else(|p| panic!("config problems: {p:#?}"));
-    state.clock = Arc::new(FixedClock(NOW_MS));
+    let jobs = tempfile::tempdir().expect("tempdir");
+    let mut s = start_with_jobs(config_dir, jobs.path()).await;
+    s._jobs = Some(jobs);
+    s
+}
+
+/// Starts a server over `config_dir` whose jobs live in `jobs_dir` (restart tests).
+pub async fn start_with_jobs(config_dir: &Path, jobs_dir: &Path) -> Server {
+    let config = quiver::config::GatewayConfig::load(config_dir).unwrap_or_else(|e| panic!("{e}"));
+    let catalog = quiver::catalog::load(&config.tables_dir(config_dir), &config.data_root(config_dir))
+        .unwrap_or_else(|p| panic!("config problems: {p:#?}"));
+    let state = AppState::with_parts(config, config_dir.to_path_buf(), catalog, Arc::new(FixedClock(NOW_MS)), jobs_dir);
     start_state(state).await
 }
 
@@ -41,7 +53,7 @@ pub async fn start_state(state: AppState) -> Server {
     tokio::spawn(quiver::http::serve(state.clone(), listener, async move {
         let _ = rx.await;
     }));
-    Server { base: format!("http://{addr}"), state, shutdown: Some(tx) }
+    Server { base: format!("http://{addr}"), state, shutdown: Some(tx), _jobs: None }
 }
 
 /// The shared embedded-data server for a test binary.

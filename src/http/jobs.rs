@@ -1,0 +1,75 @@
+//! `/v1/jobs`, `/v1/jobs/{ticket}` and `/v1/jobs/{ticket}/results` (spec §8).
+
+use super::data::{RenderSpec, render};
+use super::meta;
+use super::reply::{self, Ctx};
+use crate::app::AppState;
+use crate::error::{Error, Reason};
+use crate::grammar::async_after::{self, AsyncAfter};
+use crate::grammar::format::{self, Format};
+use crate::grammar::paging;
+use crate::jobs::{self, Job, JobStatus};
+use std::sync::Arc;
+use std::time::Duration;
+use warp::reply::Response;
+
+fn not_found(ticket: &str) -> Error {
+    Error::new(Reason::JobNotFound, format!("No job found with job ticket {ticket}"))
+}
+
+/// A job the caller may see: their own, or any for admins. Others' tickets are not found.
+fn visible(state: &AppState, ctx: &Ctx, ticket: &str) -> Result<Job, Error> {
+    if ticket.is_empty() || ticket.len() > 128 || !ticket.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(not_found(ticket));
+    }
+    match state.jobs.get(ticket)? {
+        Some(j) if ctx.principal.admin || j.user == ctx.principal.user => Ok(j),
+        _ => Err(not_found(ticket)),
+    }
+}
+
+pub fn list(state: &AppState, ctx: &Ctx) -> Result<Response, Error> {
+    let filters = jobs::parse_filters(ctx.params.get("filters").unwrap_or(""))?;
+    let rows = state
+        .jobs
+        .list()?
+        .into_iter()
+        .filter(|j| ctx.principal.admin || j.user == ctx.principal.user)
+        .filter(|j| jobs::matches_filters(j, &filters))
+        .map(|j| j.payload(&ctx.base))
+        .collect();
+    meta::list(state, ctx, "jobs", rows, "jobs")
+}
+
+pub fn job(state: &AppState, ctx: &Ctx, ticket: &str) -> Result<Response, Error> {
+    let j = visible(state, ctx, ticket)?;
+    Ok(reply::json(200, &j.payload(&ctx.base)))
+}
+
+pub async fn results(state: &Arc<AppState>, ctx: &Ctx, ticket: &str) -> Result<Response, Error> {
+    let j = visible(state, ctx, ticket)?;
+    let fmt = match ctx.params.get("format") {
+        Some(f) => format::parse(f)?,
+        None => ctx.header("accept").and_then(Format::from_accept).unwrap_or(Format::Json),
+    };
+    let wait = async_after::parse(ctx.params.get("asyncAfter").unwrap_or("never"))?;
+    let paging = paging::parse(ctx.params.get("perPage"), ctx.params.get("page"))?;
+    let j = match wait {
+        AsyncAfter::Always => j,
+        AsyncAfter::Never => state.jobs.wait(ticket, None).await?.unwrap_or(j),
+        AsyncAfter::Millis(ms) => state.jobs.wait(ticket, Some(Duration::from_millis(ms))).await?.unwrap_or(j),
+    };
+    match j.status {
+        JobStatus::Success if wait != AsyncAfter::Always => {
+            let spec: RenderSpec = serde_json::from_str(j.render.as_deref().unwrap_or(""))
+                .map_err(|e| Error::internal(format!("job {ticket} has no rendering information: {e}")))?;
+            let batch = state.jobs.results(ticket)?;
+            render(state, ctx, &spec, batch, fmt, paging, ctx.params.get("filename").filter(|f| !f.is_empty()))
+        }
+        JobStatus::Failure | JobStatus::Canceled => {
+            let (status, body) = j.error.unwrap_or((500, String::new()));
+            Ok(reply::body(status, body.into_bytes(), "application/json; charset=utf-8"))
+        }
+        _ => Ok(reply::json(200, &j.payload(&ctx.base))),
+    }
+}
