@@ -41,6 +41,18 @@ pub struct AppState {
     pub jobs: Arc<Jobs>,
     pub admission: Admission,
     pub auth: Auth,
+    pub counters: Counters,
+}
+
+/// Operational counters (exported by `/metrics`).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub queries: std::sync::atomic::AtomicU64,
+    pub queries_canceled: std::sync::atomic::AtomicU64,
+    pub rows_scanned: std::sync::atomic::AtomicU64,
+    pub bytes_scanned: std::sync::atomic::AtomicU64,
+    pub row_groups_scanned: std::sync::atomic::AtomicU64,
+    pub row_groups_pruned: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -69,6 +81,7 @@ impl AppState {
             jobs,
             admission,
             auth,
+            counters: Counters::default(),
         }
     }
 
@@ -91,5 +104,24 @@ pub fn load_config(config_dir: &std::path::Path) -> Result<(GatewayConfig, Catal
 impl AppState {
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// Records a finished (or failed) query in the counters.
+    pub fn count(&self, r: &Result<crate::engine::QueryResult, crate::engine::EngineError>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.counters;
+        c.queries.fetch_add(1, Relaxed);
+        match r {
+            Ok(q) => {
+                c.rows_scanned.fetch_add(q.stats.rows_scanned, Relaxed);
+                c.bytes_scanned.fetch_add(q.stats.bytes_scanned, Relaxed);
+                c.row_groups_scanned.fetch_add(q.stats.row_groups_scanned as u64, Relaxed);
+                c.row_groups_pruned.fetch_add(q.stats.row_groups_pruned as u64, Relaxed);
+            }
+            Err(crate::engine::EngineError::Canceled) => {
+                c.queries_canceled.fetch_add(1, Relaxed);
+            }
+            Err(_) => {}
+        }
     }
 }

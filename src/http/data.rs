@@ -129,7 +129,9 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
     let dims: Vec<Arc<crate::catalog::Dimension>> = req.dims.iter().map(|d| d.dim.clone()).collect();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let r = engine::execute(&plan, &token).map_err(Error::from).and_then(|r| {
+        let r = engine::execute(&plan, &token);
+        st.count(&r);
+        let r = r.map_err(Error::from).and_then(|r| {
             // Warm the dimension rows used to annotate.
             for d in &dims {
                 dimension_rows(&st.catalog, d)?;
