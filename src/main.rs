@@ -27,6 +27,15 @@ enum Command {
     /// Pre-aggregate a table to a coarser grain and fewer dimensions, write it as Parquet and
     /// add it to the catalog as a rollup physical table.
     Rollup(RollupArgs),
+    /// Generate TPC-H lineitem (tpchgen) as Parquet sorted by ship date, for benchmarks.
+    Tpch {
+        /// Scale factor (1 = 6,001,215 rows).
+        #[arg(long, default_value_t = 1.0)]
+        sf: f64,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print a new random API token and the SHA-256 line to put in gateway.toml.
     Token {
         /// The user the token is for.
@@ -92,6 +101,19 @@ fn main() -> ExitCode {
         Command::Check { config } => check(config),
         Command::Serve(args) => serve(args),
         Command::Rollup(args) => rollup(args),
+        Command::Tpch { sf, out } => {
+            let started = std::time::Instant::now();
+            match quiver::tpch::write_lineitem(sf, &out) {
+                Ok(n) => {
+                    println!("{}: {n} lineitem rows at SF {sf} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Token { user } => {
             let (token, hash) = quiver::auth::new_token();
             println!("token (give to the user; it is not stored): {token}");

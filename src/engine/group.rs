@@ -12,21 +12,99 @@ use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use rustc_hash::FxHashMap;
 
-/// Maps (bucket, codes…) to dense group ids.
+/// Maps (bucket, codes…) to dense group ids: through a direct-index table while the key
+/// space (buckets × dimension cardinalities) is small, else through a hash table.
 #[derive(Debug, Default, Clone)]
 pub struct GroupTable {
     width: usize,
     small: FxHashMap<u128, u32>,
     large: FxHashMap<Box<[u32]>, u32>,
+    dense: Option<Dense>,
     /// Base bucket of each group.
     pub buckets: Vec<u32>,
     /// `width` dimension codes per group, flattened.
     pub codes: Vec<u32>,
 }
 
+/// Direct-index table: slot = ((bucket · cap₀ + code₀) · cap₁ + code₁)…; capacities are
+/// powers of two that grow (and the table is rebuilt) as dictionaries grow.
+#[derive(Debug, Clone)]
+struct Dense {
+    shifts: Vec<u32>,
+    buckets: usize,
+    table: Vec<u32>,
+}
+
+/// Largest direct-index table (entries) before falling back to hashing.
+const DENSE_MAX: usize = 1 << 22;
+
+impl Dense {
+    fn size(buckets: usize, shifts: &[u32]) -> usize {
+        shifts.iter().fold(buckets.max(1), |acc, s| acc.saturating_mul(1usize << s))
+    }
+
+    #[inline]
+    fn slot(&self, bucket: u32, codes: &[u32]) -> Option<usize> {
+        let mut idx = bucket as usize;
+        for (c, s) in codes.iter().zip(&self.shifts) {
+            if (*c as usize) >> s != 0 {
+                return None;
+            }
+            idx = (idx << s) | *c as usize;
+        }
+        Some(idx)
+    }
+}
+
 impl GroupTable {
+    /// A table for `width` dimensions; `buckets` > 0 enables the direct-index path.
     pub fn new(width: usize) -> Self {
         GroupTable { width, ..Default::default() }
+    }
+
+    pub fn with_buckets(width: usize, buckets: usize) -> Self {
+        let shifts = vec![4u32; width];
+        let dense = (buckets > 0 && Dense::size(buckets, &shifts) <= DENSE_MAX)
+            .then(|| Dense { table: vec![SKIP; Dense::size(buckets, &shifts)], shifts, buckets });
+        GroupTable { width, dense, ..Default::default() }
+    }
+
+    /// Grows the direct-index table to fit `codes`, or abandons it for hashing.
+    fn grow_dense(&mut self, codes: &[u32]) {
+        let Some(d) = self.dense.take() else { return };
+        let mut shifts = d.shifts.clone();
+        for (s, c) in shifts.iter_mut().zip(codes) {
+            while (*c as usize) >> *s != 0 {
+                *s += 1;
+            }
+        }
+        let size = Dense::size(d.buckets, &shifts);
+        if size <= DENSE_MAX {
+            let mut nd = Dense { table: vec![SKIP; size], shifts, buckets: d.buckets };
+            for g in 0..self.buckets.len() {
+                if let Some(slot) = nd.slot(self.buckets[g], &self.codes[g * self.width..(g + 1) * self.width]) {
+                    nd.table[slot] = g as u32;
+                }
+            }
+            self.dense = Some(nd);
+        } else {
+            // Too large: move every group into the hash tables.
+            for g in 0..self.buckets.len() {
+                let (b, c) = (self.buckets[g], self.codes[g * self.width..(g + 1) * self.width].to_vec());
+                self.hash_insert(b, &c, g as u32);
+            }
+        }
+    }
+
+    fn hash_insert(&mut self, bucket: u32, codes: &[u32], g: u32) {
+        if self.width <= 3 {
+            self.small.insert(pack(bucket, codes), g);
+        } else {
+            let mut key = Vec::with_capacity(codes.len() + 1);
+            key.push(bucket);
+            key.extend_from_slice(codes);
+            self.large.insert(key.into_boxed_slice(), g);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -49,12 +127,22 @@ impl GroupTable {
     #[inline]
     pub fn id(&mut self, bucket: u32, codes: &[u32]) -> u32 {
         let next = self.buckets.len() as u32;
-        let id = if self.width <= 3 {
-            let mut k = bucket as u128;
-            for c in codes {
-                k = (k << 32) | *c as u128;
+        if let Some(d) = &mut self.dense {
+            if let Some(slot) = d.slot(bucket, codes) {
+                let g = d.table[slot];
+                if g != SKIP {
+                    return g;
+                }
+                d.table[slot] = next;
+                self.buckets.push(bucket);
+                self.codes.extend_from_slice(codes);
+                return next;
             }
-            *self.small.entry(k).or_insert(next)
+            self.grow_dense(codes);
+            return self.id(bucket, codes);
+        }
+        let id = if self.width <= 3 {
+            *self.small.entry(pack(bucket, codes)).or_insert(next)
         } else {
             let mut key = Vec::with_capacity(codes.len() + 1);
             key.push(bucket);
@@ -73,6 +161,15 @@ impl GroupTable {
         }
         id
     }
+}
+
+#[inline]
+fn pack(bucket: u32, codes: &[u32]) -> u128 {
+    let mut k = bucket as u128;
+    for c in codes {
+        k = (k << 32) | *c as u128;
+    }
+    k
 }
 
 /// One worker's aggregation state.
@@ -95,7 +192,7 @@ pub struct BatchContext<'a> {
 impl Partial {
     pub fn new(ctx: &BatchContext) -> Partial {
         Partial {
-            groups: GroupTable::new(ctx.plan.group_by.len()),
+            groups: GroupTable::with_buckets(ctx.plan.group_by.len(), ctx.buckets.len()),
             dims: vec![DimCodes::default(); ctx.plan.group_by.len()],
             accs: ctx
                 .plan
