@@ -123,6 +123,9 @@ fn write_table(rng: &mut Rng, dir: &Path, rows: &[Row]) -> Vec<Arc<DataFile>> {
         let dict = rng.chance(50);
         let props = WriterProperties::builder()
             .set_max_row_group_row_count(Some(5 + rng.below(120) as usize))
+            // Several pages per row group, so the page index prunes inside row groups.
+            .set_data_page_row_count_limit(2 + rng.below(20) as usize)
+            .set_write_batch_size(2)
             .set_dictionary_enabled(dict)
             .build();
         let file = std::fs::File::create(&path).unwrap();
@@ -560,6 +563,9 @@ fn engine_equals_reference_on_random_tables_and_plans() {
         let n = rng.pick(&[0usize, 1, 50, 400, 1500]);
         let rows = random_rows(&mut rng, n);
         let files = write_table(&mut rng, dir.path(), &rows);
+        if n >= 400 {
+            assert!(files.iter().any(|f| f.page_times.iter().any(|p| p.is_some())), "the page index is exercised");
+        }
         for p in 0..plans_per_table {
             let plan = random_plan(&mut rng, &files);
             let got = engine::execute(&plan, &CancelToken::default())

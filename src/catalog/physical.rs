@@ -19,6 +19,9 @@ pub struct DataFile {
     pub metadata: ArrowReaderMetadata,
     /// Min and max of the time column per row group, in UTC ms (None: no statistics).
     pub row_group_times: Vec<Option<(i64, i64)>>,
+    /// Per row group, the time column's pages as (rows, min ms, max ms), from the page
+    /// index when the file has one.
+    pub page_times: Vec<Option<Vec<(usize, i64, i64)>>>,
     pub size_bytes: u64,
 }
 
@@ -130,7 +133,8 @@ pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
         .map_err(|e| format!("{} is not a readable Parquet file: {e}", path.display()))?;
     let metadata = with_dictionary_strings(metadata, &file)?;
     let row_group_times = time_ranges(&metadata, time_column).unwrap_or_default();
-    Ok(DataFile { path: path.to_path_buf(), metadata, row_group_times, size_bytes })
+    let page_times = (0..metadata.metadata().num_row_groups()).map(|rg| page_ranges(&metadata, time_column, rg)).collect();
+    Ok(DataFile { path: path.to_path_buf(), metadata, row_group_times, page_times, size_bytes })
 }
 
 /// Re-declares every string column as `Dictionary(Int32, Utf8)` so the reader keeps the
@@ -204,6 +208,30 @@ fn time_ranges(md: &ArrowReaderMetadata, column: &str) -> Option<Vec<Option<(i64
             })
             .collect(),
     )
+}
+
+fn page_ranges(md: &ArrowReaderMetadata, column: &str, rg: usize) -> Option<Vec<(usize, i64, i64)>> {
+    let schema = md.schema();
+    let field = schema.field_with_name(column).ok()?;
+    let pm = md.metadata();
+    let (ci, oi) = (pm.column_index()?, pm.offset_index()?);
+    let conv = StatisticsConverter::try_new(column, schema, pm.file_metadata().schema_descr()).ok()?;
+    let rgs = [rg];
+    let mins = conv.data_page_mins(ci, oi, rgs.iter()).ok()?;
+    let maxs = conv.data_page_maxes(ci, oi, rgs.iter()).ok()?;
+    let counts = conv.data_page_row_counts(oi, pm.row_groups(), rgs.iter()).ok()??;
+    let to_ms = time_unit_to_ms(field.data_type())?;
+    let mins = arrow::compute::cast(&mins, &DataType::Int64).ok()?;
+    let maxs = arrow::compute::cast(&maxs, &DataType::Int64).ok()?;
+    let (mins, maxs) = (mins.as_primitive::<arrow::datatypes::Int64Type>(), maxs.as_primitive::<arrow::datatypes::Int64Type>());
+    let mut out = Vec::with_capacity(counts.len());
+    for i in 0..counts.len() {
+        if mins.is_null(i) || maxs.is_null(i) || counts.is_null(i) {
+            return None;
+        }
+        out.push((counts.value(i) as usize, to_ms(mins.value(i)), to_ms(maxs.value(i))));
+    }
+    (out.len() > 1).then_some(out)
 }
 
 /// Availability: each file's time range widened to whole buckets of `grain`, merged.

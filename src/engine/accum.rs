@@ -98,6 +98,34 @@ impl Acc {
     pub fn update(&mut self, gids: &[u32], mask: Option<&[bool]>, input: &Input) {
         let keep = |i: usize| gids[i] != SKIP && mask.is_none_or(|m| m[i]);
         let valid = |v: Option<&[bool]>, i: usize| v.is_none_or(|v| v[i]);
+        // Tight loops for the common cases: no fixed filter, no nulls.
+        match (&mut *self, input, mask) {
+            (Acc::Count(c), Input::Rows, None) | (Acc::Count(c), Input::Valid(None), None) => {
+                for &g in gids {
+                    if g != SKIP {
+                        c[g as usize] += 1;
+                    }
+                }
+                return;
+            }
+            (Acc::SumF(s), Input::F64(x, None), None) => {
+                for (&g, &v) in gids.iter().zip(x.iter()) {
+                    if g != SKIP {
+                        s[g as usize] += v;
+                    }
+                }
+                return;
+            }
+            (Acc::SumI(s), Input::I64(x, None), None) => {
+                for (&g, &v) in gids.iter().zip(x.iter()) {
+                    if g != SKIP {
+                        s[g as usize] = s[g as usize].wrapping_add(v);
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
         match (self, input) {
             (Acc::Count(c), Input::Rows) => {
                 for (i, &g) in gids.iter().enumerate() {

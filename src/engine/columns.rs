@@ -15,8 +15,13 @@ use rustc_hash::FxHashMap;
 pub struct DimCodes {
     by_str: FxHashMap<String, u32>,
     by_int: FxHashMap<i64, u32>,
+    /// Codes of small non-negative integers, indexed directly (`SKIP` = unseen).
+    by_small: Vec<u32>,
     pub values: Vec<String>,
 }
+
+/// Integers below this are coded through a direct-index array rather than a hash.
+const SMALL_INT: i64 = 1 << 22;
 
 impl DimCodes {
     #[inline]
@@ -32,6 +37,20 @@ impl DimCodes {
 
     #[inline]
     pub fn code_int(&mut self, v: i64) -> u32 {
+        if (0..SMALL_INT).contains(&v) {
+            let i = v as usize;
+            if let Some(&c) = self.by_small.get(i)
+                && c != super::buckets::SKIP
+            {
+                return c;
+            }
+            let c = self.code_str(&v.to_string());
+            if self.by_small.len() <= i {
+                self.by_small.resize((i + 1).next_power_of_two().min(SMALL_INT as usize), super::buckets::SKIP);
+            }
+            self.by_small[i] = c;
+            return c;
+        }
         if let Some(&c) = self.by_int.get(&v) {
             return c;
         }
@@ -230,28 +249,53 @@ pub fn as_f64(name: &str, arr: &ArrayRef) -> Result<Float64Array, EngineError> {
 }
 
 /// Evaluates an arithmetic expression over numeric columns, vectorized; null where any
-/// input is null; x / 0 = 0.
-pub fn eval_expr(
-    expr: &Expr,
-    column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
-    n: usize,
-) -> Result<Float64Array, EngineError> {
-    match expr {
-        Expr::Num(v) => Ok(Float64Array::from(vec![*v; n])),
-        Expr::Ref(c) => as_f64(c, &column(c)?),
-        Expr::Neg(e) => {
-            let a = eval_expr(e, column, n)?;
-            Ok(arrow::compute::kernels::arity::unary(&a, |x: f64| -x))
+/// input is null; x / 0 = 0. Constants stay scalars and intermediate results are computed
+/// in place, so `price * (1 - discount) * (1 + tax)` makes one buffer per column read.
+pub fn eval_expr(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>, n: usize) -> Result<Float64Array, EngineError> {
+    Ok(match eval_val(expr, column)? {
+        Val::Scalar(v) => Float64Array::from(vec![v; n]),
+        Val::Arr(v, nulls) => Float64Array::new(v.into(), nulls),
+    })
+}
+
+enum Val {
+    Scalar(f64),
+    Arr(Vec<f64>, Option<NullBuffer>),
+}
+
+fn eval_val(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>) -> Result<Val, EngineError> {
+    Ok(match expr {
+        Expr::Num(v) => Val::Scalar(*v),
+        Expr::Ref(c) => {
+            let a = as_f64(c, &column(c)?)?;
+            Val::Arr(a.values().to_vec(), a.nulls().cloned())
         }
+        Expr::Neg(e) => match eval_val(e, column)? {
+            Val::Scalar(v) => Val::Scalar(-v),
+            Val::Arr(mut v, nulls) => {
+                v.iter_mut().for_each(|x| *x = -*x);
+                Val::Arr(v, nulls)
+            }
+        },
         Expr::Bin(op, a, b) => {
-            let a = eval_expr(a, column, n)?;
-            let b = eval_expr(b, column, n)?;
-            let nulls = NullBuffer::union(a.nulls(), b.nulls());
             let op = *op;
-            let vals: Vec<f64> = a.values().iter().zip(b.values().iter()).map(|(x, y)| op.apply(*x, *y)).collect();
-            Ok(Float64Array::new(vals.into(), nulls))
+            match (eval_val(a, column)?, eval_val(b, column)?) {
+                (Val::Scalar(x), Val::Scalar(y)) => Val::Scalar(op.apply(x, y)),
+                (Val::Arr(mut v, nulls), Val::Scalar(y)) => {
+                    v.iter_mut().for_each(|x| *x = op.apply(*x, y));
+                    Val::Arr(v, nulls)
+                }
+                (Val::Scalar(x), Val::Arr(mut v, nulls)) => {
+                    v.iter_mut().for_each(|y| *y = op.apply(x, *y));
+                    Val::Arr(v, nulls)
+                }
+                (Val::Arr(mut v, na), Val::Arr(w, nb)) => {
+                    v.iter_mut().zip(w.iter()).for_each(|(x, y)| *x = op.apply(*x, *y));
+                    Val::Arr(v, NullBuffer::union(na.as_ref(), nb.as_ref()))
+                }
+            }
         }
-    }
+    })
 }
 
 /// Time values of a batch in UTC ms.

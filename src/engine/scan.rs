@@ -9,7 +9,7 @@ use crate::catalog::physical::DataFile;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -201,6 +201,23 @@ pub fn run(
     Ok(parts.into_iter().flatten().collect())
 }
 
+/// Rows of a row group worth reading: pages of the time column whose range meets the
+/// intervals (from the page index). `None` when every page is needed or there is no index.
+fn page_selection(f: &DataFile, rg: usize, intervals: &[crate::time::Interval]) -> Option<RowSelection> {
+    let pages = f.page_times.get(rg)?.as_ref()?;
+    let mut selectors: Vec<RowSelector> = Vec::with_capacity(pages.len());
+    let mut any_skipped = false;
+    for &(rows, min, max) in pages {
+        let keep = intervals.iter().any(|iv| min < iv.end && max >= iv.start);
+        any_skipped |= !keep;
+        match selectors.last_mut() {
+            Some(last) if last.skip == !keep => last.row_count += rows,
+            _ => selectors.push(if keep { RowSelector::select(rows) } else { RowSelector::skip(rows) }),
+        }
+    }
+    any_skipped.then(|| RowSelection::from(selectors))
+}
+
 fn read_unit(
     plan: &QueryPlan,
     u: Unit,
@@ -221,12 +238,14 @@ fn read_unit(
     let rg_meta = f.metadata.metadata().row_group(u.row_group);
     let bytes: i64 = indices.iter().filter_map(|&i| rg_meta.columns().get(i)).map(|c| c.compressed_size()).sum();
     let file = std::fs::File::open(&f.path).map_err(|e| EngineError::file(&f.path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, f.metadata.clone())
+    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, f.metadata.clone())
         .with_projection(ProjectionMask::roots(&descr, indices))
         .with_row_groups(vec![u.row_group])
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(|e| EngineError::file(&f.path, e))?;
+        .with_batch_size(BATCH_ROWS);
+    if let Some(sel) = page_selection(f, u.row_group, &plan.intervals) {
+        builder = builder.with_row_selection(sel);
+    }
+    let reader = builder.build().map_err(|e| EngineError::file(&f.path, e))?;
     for batch in reader {
         if cancel.is_canceled() {
             return Err(EngineError::Canceled);
