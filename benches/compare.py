@@ -48,12 +48,12 @@ QUERIES = {
     ),
     "Q4": (
         "/v1/data/lineitem/week/shipInstruct/shipMode?metrics=sumQty&sort=sumQty|desc&topN=3&dateTime=1994-01-03/1997-01-06",
-        """SELECT w, ship_instruct, ship_mode, q FROM (
-             SELECT epoch_ms(date_trunc('week', ship_date)) AS w, ship_instruct, ship_mode, sum(quantity) AS q,
-                    row_number() OVER (PARTITION BY epoch_ms(date_trunc('week', ship_date))
-                                       ORDER BY sum(quantity) DESC, ship_instruct, ship_mode) AS rn
+        """WITH g AS (
+             SELECT epoch_ms(date_trunc('week', ship_date)) AS w, ship_instruct, ship_mode, sum(quantity) AS q
              FROM '{path}' WHERE ship_date >= TIMESTAMPTZ '1994-01-03 00:00:00+00' AND ship_date < TIMESTAMPTZ '1997-01-06 00:00:00+00'
-             GROUP BY ALL)
+             GROUP BY 1, 2, 3)
+           SELECT w, ship_instruct, ship_mode, q FROM (
+             SELECT *, row_number() OVER (PARTITION BY w ORDER BY q DESC, ship_instruct, ship_mode) AS rn FROM g)
            WHERE rn <= 3 ORDER BY w, q DESC, ship_instruct, ship_mode""",
         ["dateTime", "shipInstruct|id", "shipMode|id", "sumQty"],
         True,
@@ -145,7 +145,13 @@ con.execute(f"SET threads={threads}")
 con.execute("SET TimeZone='UTC'")
 for line in sys.stdin:
     sql = json.loads(line)
-    t0 = time.perf_counter(); rows = con.execute(sql.format(path=path)).fetchall(); ms = (time.perf_counter() - t0) * 1000
+    t0 = time.perf_counter()
+    try:
+        rows = con.execute(sql.format(path=path)).fetchall()
+    except Exception as e:
+        print(json.dumps({"error": str(e)}), flush=True)
+        continue
+    ms = (time.perf_counter() - t0) * 1000
     rows = [[(float(v) if hasattr(v, 'as_integer_ratio') and not isinstance(v, int) else v) for v in r] for r in rows]
     with open('/proc/self/status') as f:
         hwm = [int(l.split()[1]) for l in f if l.startswith('VmHWM:')][0]
@@ -163,6 +169,8 @@ class Duck:
         self.p.stdin.write(json.dumps(sql) + "\n")
         self.p.stdin.flush()
         out = json.loads(self.p.stdout.readline())
+        if "error" in out:
+            raise RuntimeError(f"DuckDB: {out['error']}")
         return out
 
     def close(self):

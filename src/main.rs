@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc keeps freed pages for reuse: the engine allocates and frees batch-sized buffers
+/// constantly, and the system allocator returned them to the kernel (page faults were ~15 %
+/// of a full-scan query's profile).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "quiver", version, about = "A Fili-compatible, URL-driven OLAP gateway over Parquet")]
 struct Cli {

@@ -101,27 +101,15 @@ impl Acc {
         // Tight loops for the common cases: no fixed filter, no nulls.
         match (&mut *self, input, mask) {
             (Acc::Count(c), Input::Rows, None) | (Acc::Count(c), Input::Valid(None), None) => {
-                for &g in gids {
-                    if g != SKIP {
-                        c[g as usize] += 1;
-                    }
-                }
+                sum_lanes(c, gids, |_| 1i64, |a, b| a + b);
                 return;
             }
             (Acc::SumF(s), Input::F64(x, None), None) => {
-                for (&g, &v) in gids.iter().zip(x.iter()) {
-                    if g != SKIP {
-                        s[g as usize] += v;
-                    }
-                }
+                sum_lanes(s, gids, |i| x[i], |a, b| a + b);
                 return;
             }
             (Acc::SumI(s), Input::I64(x, None), None) => {
-                for (&g, &v) in gids.iter().zip(x.iter()) {
-                    if g != SKIP {
-                        s[g as usize] = s[g as usize].wrapping_add(v);
-                    }
-                }
+                sum_lanes(s, gids, |i| x[i], i64::wrapping_add);
                 return;
             }
             _ => {}
@@ -237,6 +225,44 @@ impl Value {
             Value::Int(v) => v.map(|x| x as f64),
             Value::Float(v) => v,
         }
+    }
+}
+
+/// Groups small enough to be summed in interleaved lanes.
+const LANE_GROUPS: usize = 64;
+
+/// `s[gids[i]] += value(i)` for every row not `SKIP`. With few groups, consecutive rows hit
+/// the same slot and each add waits for the previous one; four interleaved lanes break that
+/// dependency chain and are folded together at the end.
+#[inline]
+fn sum_lanes<T: Copy + Default>(s: &mut [T], gids: &[u32], value: impl Fn(usize) -> T, add: impl Fn(T, T) -> T) {
+    if s.len() > LANE_GROUPS {
+        for (i, &g) in gids.iter().enumerate() {
+            if g != SKIP {
+                s[g as usize] = add(s[g as usize], value(i));
+            }
+        }
+        return;
+    }
+    let mut lanes = [[T::default(); LANE_GROUPS]; 4];
+    let n4 = gids.len() / 4 * 4;
+    let mut i = 0;
+    while i < n4 {
+        for (k, lane) in lanes.iter_mut().enumerate() {
+            let g = gids[i + k];
+            if g != SKIP {
+                lane[g as usize & (LANE_GROUPS - 1)] = add(lane[g as usize & (LANE_GROUPS - 1)], value(i + k));
+            }
+        }
+        i += 4;
+    }
+    for (j, &g) in gids.iter().enumerate().skip(n4) {
+        if g != SKIP {
+            lanes[0][g as usize & (LANE_GROUPS - 1)] = add(lanes[0][g as usize & (LANE_GROUPS - 1)], value(j));
+        }
+    }
+    for (g, slot) in s.iter_mut().enumerate() {
+        *slot = add(*slot, add(add(lanes[0][g], lanes[1][g]), add(lanes[2][g], lanes[3][g])));
     }
 }
 

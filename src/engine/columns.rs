@@ -254,25 +254,38 @@ pub fn as_f64(name: &str, arr: &ArrayRef) -> Result<Float64Array, EngineError> {
 pub fn eval_expr(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>, n: usize) -> Result<Float64Array, EngineError> {
     Ok(match eval_val(expr, column)? {
         Val::Scalar(v) => Float64Array::from(vec![v; n]),
+        Val::Col(a) => a,
         Val::Arr(v, nulls) => Float64Array::new(v.into(), nulls),
     })
 }
 
 enum Val {
     Scalar(f64),
+    /// A column as read (not copied).
+    Col(Float64Array),
+    /// A computed buffer, reused in place by the next operation.
     Arr(Vec<f64>, Option<NullBuffer>),
+}
+
+impl Val {
+    /// An owned buffer: computed ones as they are, columns copied.
+    fn owned(self) -> (Vec<f64>, Option<NullBuffer>) {
+        match self {
+            Val::Arr(v, n) => (v, n),
+            Val::Col(a) => (a.values().to_vec(), a.nulls().cloned()),
+            Val::Scalar(_) => (vec![], None),
+        }
+    }
 }
 
 fn eval_val(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>) -> Result<Val, EngineError> {
     Ok(match expr {
         Expr::Num(v) => Val::Scalar(*v),
-        Expr::Ref(c) => {
-            let a = as_f64(c, &column(c)?)?;
-            Val::Arr(a.values().to_vec(), a.nulls().cloned())
-        }
+        Expr::Ref(c) => Val::Col(as_f64(c, &column(c)?)?),
         Expr::Neg(e) => match eval_val(e, column)? {
             Val::Scalar(v) => Val::Scalar(-v),
-            Val::Arr(mut v, nulls) => {
+            other => {
+                let (mut v, nulls) = other.owned();
                 v.iter_mut().for_each(|x| *x = -*x);
                 Val::Arr(v, nulls)
             }
@@ -281,6 +294,12 @@ fn eval_val(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>)
             let op = *op;
             match (eval_val(a, column)?, eval_val(b, column)?) {
                 (Val::Scalar(x), Val::Scalar(y)) => Val::Scalar(op.apply(x, y)),
+                (Val::Col(c), Val::Scalar(y)) => Val::Arr(c.values().iter().map(|x| op.apply(*x, y)).collect(), c.nulls().cloned()),
+                (Val::Scalar(x), Val::Col(c)) => Val::Arr(c.values().iter().map(|y| op.apply(x, *y)).collect(), c.nulls().cloned()),
+                (Val::Col(c), Val::Col(d)) => Val::Arr(
+                    c.values().iter().zip(d.values().iter()).map(|(x, y)| op.apply(*x, *y)).collect(),
+                    NullBuffer::union(c.nulls(), d.nulls()),
+                ),
                 (Val::Arr(mut v, nulls), Val::Scalar(y)) => {
                     v.iter_mut().for_each(|x| *x = op.apply(*x, y));
                     Val::Arr(v, nulls)
@@ -289,9 +308,22 @@ fn eval_val(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>)
                     v.iter_mut().for_each(|y| *y = op.apply(x, *y));
                     Val::Arr(v, nulls)
                 }
-                (Val::Arr(mut v, na), Val::Arr(w, nb)) => {
+                (Val::Arr(mut v, na), other) => {
+                    let (w, nb) = match &other {
+                        Val::Col(c) => (c.values().as_ref(), c.nulls().cloned()),
+                        Val::Arr(w, nb) => (w.as_slice(), nb.clone()),
+                        Val::Scalar(_) => unreachable!("handled above"),
+                    };
                     v.iter_mut().zip(w.iter()).for_each(|(x, y)| *x = op.apply(*x, *y));
                     Val::Arr(v, NullBuffer::union(na.as_ref(), nb.as_ref()))
+                }
+                (other, Val::Arr(mut w, nb)) => {
+                    let (v, na) = match &other {
+                        Val::Col(c) => (c.values().as_ref(), c.nulls().cloned()),
+                        _ => unreachable!("handled above"),
+                    };
+                    w.iter_mut().zip(v.iter()).for_each(|(y, x)| *y = op.apply(*x, *y));
+                    Val::Arr(w, NullBuffer::union(na.as_ref(), nb.as_ref()))
                 }
             }
         }
