@@ -42,6 +42,7 @@ pub struct AppState {
     pub admission: Admission,
     pub auth: Auth,
     pub counters: Counters,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Operational counters (exported by `/metrics`).
@@ -82,6 +83,7 @@ impl AppState {
             admission,
             auth,
             counters: Counters::default(),
+            metrics: Default::default(),
         }
     }
 

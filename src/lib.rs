@@ -17,6 +17,7 @@ pub mod grammar;
 pub mod http;
 pub mod jobs;
 pub mod limits;
+pub mod metrics;
 pub mod plan;
 pub mod request;
 pub mod response;

@@ -120,6 +120,12 @@ impl Admission {
         Ok(Permit { user: user.to_string(), counts: self.counts.clone() })
     }
 
+    /// In-flight requests: global count and per user.
+    pub fn snapshot(&self) -> (usize, Vec<(String, usize)>) {
+        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        (c.global, c.users.iter().map(|(u, n)| (u.clone(), *n)).collect())
+    }
+
     /// In-flight requests: (global, of `user`).
     pub fn in_flight(&self, user: &str) -> (usize, usize) {
         let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());

@@ -111,7 +111,11 @@ fn main() -> ExitCode {
             let started = std::time::Instant::now();
             match quiver::tpch::write_lineitem(sf, &out) {
                 Ok(n) => {
-                    println!("{}: {n} lineitem rows at SF {sf} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
+                    println!(
+                        "{}: {n} lineitem rows at SF {sf} in {:.1} s",
+                        out.display(),
+                        started.elapsed().as_secs_f64()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

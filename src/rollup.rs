@@ -54,7 +54,17 @@ pub fn build(cat: &Catalog, data_root: &Path, spec: &RollupSpec) -> Result<Rollu
             return Err(format!("dimension '{d}' is not a dimension of '{}'", raw.name));
         }
     }
-    let candidates: Vec<String> = if spec.metrics.is_empty() { table.metrics.clone() } else { spec.metrics.clone() };
+    // By default every aggregation the table's metrics are built from (post-aggregations and
+    // nested averages are computed from these at query time).
+    let candidates: Vec<String> = if spec.metrics.is_empty() {
+        let mut bases = Vec::new();
+        for m in &table.metrics {
+            crate::catalog::base_aggregations(cat, m, &mut bases);
+        }
+        bases.iter().map(|m| m.name.clone()).collect()
+    } else {
+        spec.metrics.clone()
+    };
     let mut aggregations = Vec::new();
     for m in &candidates {
         let metric = cat.metrics.get(m).ok_or_else(|| format!("metric '{m}' is not defined"))?;

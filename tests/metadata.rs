@@ -260,3 +260,38 @@ async fn oversized_uri_is_414() {
     let r = get(&s, &format!("/v1/tables?filters={long}")).await;
     assert_eq!(r.status, 414);
 }
+
+#[tokio::test]
+async fn prometheus_metrics() {
+    let s = embedded().await;
+    get(&s, "/v1/tables").await;
+    get(&s, "/v1/tables/nope").await;
+    get(&s, "/v1/data/flights/day?metrics=flights&dateTime=2013-06-01/2013-06-03").await;
+    let r = get(&s, "/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    for line in [
+        "quiver_requests_total{endpoint=\"tables\",status=\"200\"} 1",
+        "quiver_requests_total{endpoint=\"tables\",status=\"404\"} 1",
+        "quiver_requests_total{endpoint=\"data\",status=\"200\"} 1",
+        "quiver_query_errors_total{reason=\"TABLE_NOT_FOUND\"} 1",
+        "quiver_queries_total 1",
+        "quiver_in_flight_queries{class=\"all\"} 0",
+        "quiver_jobs{status=\"pending\"} 0",
+        "quiver_rate_limited_total 0",
+    ] {
+        assert!(r.body.contains(line), "missing {line}\n{}", r.body);
+    }
+    assert!(r.body.contains("quiver_request_duration_seconds_bucket{endpoint=\"data\",le=\"+Inf\"} 1"));
+    let rows: u64 = r
+        .body
+        .lines()
+        .find(|l| l.starts_with("quiver_rows_scanned_total "))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rows > 0);
+}

@@ -133,7 +133,8 @@ pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
         .map_err(|e| format!("{} is not a readable Parquet file: {e}", path.display()))?;
     let metadata = with_dictionary_strings(metadata, &file)?;
     let row_group_times = time_ranges(&metadata, time_column).unwrap_or_default();
-    let page_times = (0..metadata.metadata().num_row_groups()).map(|rg| page_ranges(&metadata, time_column, rg)).collect();
+    let page_times =
+        (0..metadata.metadata().num_row_groups()).map(|rg| page_ranges(&metadata, time_column, rg)).collect();
     Ok(DataFile { path: path.to_path_buf(), metadata, row_group_times, page_times, size_bytes })
 }
 
@@ -223,7 +224,8 @@ fn page_ranges(md: &ArrowReaderMetadata, column: &str, rg: usize) -> Option<Vec<
     let to_ms = time_unit_to_ms(field.data_type())?;
     let mins = arrow::compute::cast(&mins, &DataType::Int64).ok()?;
     let maxs = arrow::compute::cast(&maxs, &DataType::Int64).ok()?;
-    let (mins, maxs) = (mins.as_primitive::<arrow::datatypes::Int64Type>(), maxs.as_primitive::<arrow::datatypes::Int64Type>());
+    let (mins, maxs) =
+        (mins.as_primitive::<arrow::datatypes::Int64Type>(), maxs.as_primitive::<arrow::datatypes::Int64Type>());
     let mut out = Vec::with_capacity(counts.len());
     for i in 0..counts.len() {
         if mins.is_null(i) || maxs.is_null(i) || counts.is_null(i) {

@@ -251,7 +251,11 @@ pub fn as_f64(name: &str, arr: &ArrayRef) -> Result<Float64Array, EngineError> {
 /// Evaluates an arithmetic expression over numeric columns, vectorized; null where any
 /// input is null; x / 0 = 0. Constants stay scalars and intermediate results are computed
 /// in place, so `price * (1 - discount) * (1 + tax)` makes one buffer per column read.
-pub fn eval_expr(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>, n: usize) -> Result<Float64Array, EngineError> {
+pub fn eval_expr(
+    expr: &Expr,
+    column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
+    n: usize,
+) -> Result<Float64Array, EngineError> {
     Ok(match eval_val(expr, column)? {
         Val::Scalar(v) => Float64Array::from(vec![v; n]),
         Val::Col(a) => a,
@@ -294,8 +298,12 @@ fn eval_val(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>)
             let op = *op;
             match (eval_val(a, column)?, eval_val(b, column)?) {
                 (Val::Scalar(x), Val::Scalar(y)) => Val::Scalar(op.apply(x, y)),
-                (Val::Col(c), Val::Scalar(y)) => Val::Arr(c.values().iter().map(|x| op.apply(*x, y)).collect(), c.nulls().cloned()),
-                (Val::Scalar(x), Val::Col(c)) => Val::Arr(c.values().iter().map(|y| op.apply(x, *y)).collect(), c.nulls().cloned()),
+                (Val::Col(c), Val::Scalar(y)) => {
+                    Val::Arr(c.values().iter().map(|x| op.apply(*x, y)).collect(), c.nulls().cloned())
+                }
+                (Val::Scalar(x), Val::Col(c)) => {
+                    Val::Arr(c.values().iter().map(|y| op.apply(x, *y)).collect(), c.nulls().cloned())
+                }
                 (Val::Col(c), Val::Col(d)) => Val::Arr(
                     c.values().iter().zip(d.values().iter()).map(|(x, y)| op.apply(*x, *y)).collect(),
                     NullBuffer::union(c.nulls(), d.nulls()),

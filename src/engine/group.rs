@@ -64,8 +64,11 @@ impl GroupTable {
 
     pub fn with_buckets(width: usize, buckets: usize) -> Self {
         let shifts = vec![4u32; width];
-        let dense = (buckets > 0 && Dense::size(buckets, &shifts) <= DENSE_MAX)
-            .then(|| Dense { table: vec![SKIP; Dense::size(buckets, &shifts)], shifts, buckets });
+        let dense = (buckets > 0 && Dense::size(buckets, &shifts) <= DENSE_MAX).then(|| Dense {
+            table: vec![SKIP; Dense::size(buckets, &shifts)],
+            shifts,
+            buckets,
+        });
         GroupTable { width, dense, ..Default::default() }
     }
 

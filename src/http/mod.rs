@@ -69,12 +69,15 @@ async fn handle(
         grain = tracing::field::Empty
     );
     async {
-        let resp = match dispatch(&state, &method, &mut ctx).await {
-            Ok(r) => r,
-            Err(e) => reply::error(&e, &ctx, None),
+        let (resp, reason) = match dispatch(&state, &method, &mut ctx).await {
+            Ok(r) => (r, None),
+            Err(e) => (reply::error(&e, &ctx, None), Some(e.reason.code())),
         };
         let resp = reply::finish(resp, &ctx);
-        tracing::info!(status = resp.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0, "served");
+        let secs = started.elapsed().as_secs_f64();
+        let endpoint = crate::metrics::endpoint(&ctx.path, &state.config.server.api_root);
+        state.metrics.record(endpoint, resp.status().as_u16(), secs, reason);
+        tracing::info!(status = resp.status().as_u16(), ms = secs * 1000.0, "served");
         resp
     }
     .instrument(span)
@@ -105,6 +108,10 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
     let segs = ctx.segments();
     if ctx.path == "/status" || ctx.path == "/status/" {
         return Ok(meta::status(state, ctx));
+    }
+    if ctx.path == "/metrics" {
+        let text = state.metrics.render(state);
+        return Ok(reply::body(200, text.into_bytes(), "text/plain; version=0.0.4; charset=utf-8"));
     }
     ctx.principal = state.auth.identify(ctx.header("authorization"))?;
     tracing::Span::current().record("user", ctx.principal.user.as_str());
