@@ -128,7 +128,6 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
     let (st, token) = (state.clone(), cancel.clone());
     let dims: Vec<Arc<crate::catalog::Dimension>> = req.dims.iter().map(|d| d.dim.clone()).collect();
     tokio::task::spawn_blocking(move || {
-        let _permit = permit;
         let r = engine::execute(&plan, &token);
         st.count(&r);
         let r = r.map_err(Error::from).and_then(|r| {
@@ -138,6 +137,7 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
             }
             Ok((r.batch, r.stats))
         });
+        drop(permit); // released before the result is handed over
         let _ = tx.send(r);
     });
     let mut guard = CancelOnDrop { token: cancel.clone(), armed: true };
