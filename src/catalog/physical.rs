@@ -22,6 +22,8 @@ pub struct DataFile {
     /// Per row group, the time column's pages as (rows, min ms, max ms), from the page
     /// index when the file has one.
     pub page_times: Vec<Option<Vec<(usize, i64, i64)>>>,
+    /// The time column these statistics describe.
+    pub time_column: String,
     pub size_bytes: u64,
 }
 
@@ -135,7 +137,14 @@ pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
     let row_group_times = time_ranges(&metadata, time_column).unwrap_or_default();
     let page_times =
         (0..metadata.metadata().num_row_groups()).map(|rg| page_ranges(&metadata, time_column, rg)).collect();
-    Ok(DataFile { path: path.to_path_buf(), metadata, row_group_times, page_times, size_bytes })
+    Ok(DataFile {
+        path: path.to_path_buf(),
+        metadata,
+        row_group_times,
+        page_times,
+        time_column: time_column.to_string(),
+        size_bytes,
+    })
 }
 
 /// Re-declares every string column as `Dictionary(Int32, Utf8)` so the reader keeps the

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Rows per record batch read from Parquet.
-pub const BATCH_ROWS: usize = 64 * 1024;
+pub const BATCH_ROWS: usize = 16 * 1024;
 
 /// One row group to read.
 #[derive(Debug, Clone, Copy)]
@@ -218,6 +218,20 @@ fn page_selection(f: &DataFile, rg: usize, intervals: &[crate::time::Interval]) 
     any_skipped.then(|| RowSelection::from(selectors))
 }
 
+/// The base bucket every row of a row group falls in, when its time statistics (and no
+/// nulls) prove there is exactly one.
+fn constant_bucket(f: &DataFile, rg: usize, buckets: &Buckets) -> Option<u32> {
+    let (min, max) = f.row_group_times.get(rg).copied().flatten()?;
+    let time_idx = f.metadata.schema().index_of(&f.time_column).ok()?;
+    let stats = f.metadata.metadata().row_group(rg).columns().get(time_idx)?.statistics()?;
+    if stats.null_count_opt() != Some(0) {
+        return None;
+    }
+    let mut c = 0;
+    let (a, b) = (buckets.locate(min, &mut c), buckets.locate(max, &mut c));
+    (a != super::buckets::SKIP && a == b).then_some(a)
+}
+
 fn read_unit(
     plan: &QueryPlan,
     u: Unit,
@@ -229,13 +243,16 @@ fn read_unit(
 ) -> Result<(), EngineError> {
     let f: &Arc<DataFile> = &plan.files[u.file];
     let schema = f.metadata.schema();
+    let rg_meta = f.metadata.metadata().row_group(u.row_group);
+    // A row group inside one time bucket needs no time column at all.
+    let constant = constant_bucket(f, u.row_group, ctx.buckets);
+    let cols: Vec<&String> = cols.iter().filter(|c| constant.is_none() || **c != plan.time_column).collect();
     let mut indices = Vec::with_capacity(cols.len());
     for c in cols {
         let i = schema.index_of(c).map_err(|_| EngineError::MissingColumn(format!("{c}' in '{}", f.path.display())))?;
         indices.push(i);
     }
     let descr = f.metadata.metadata().file_metadata().schema_descr_ptr();
-    let rg_meta = f.metadata.metadata().row_group(u.row_group);
     let bytes: i64 = indices.iter().filter_map(|&i| rg_meta.columns().get(i)).map(|c| c.compressed_size()).sum();
     let file = std::fs::File::open(&f.path).map_err(|e| EngineError::file(&f.path, e))?;
     let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, f.metadata.clone())
@@ -252,7 +269,7 @@ fn read_unit(
         }
         let batch = batch.map_err(|e| EngineError::file(&f.path, e))?;
         counters.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-        part.process(&batch, ctx)?;
+        part.process(&batch, ctx, constant)?;
     }
     counters.bytes.fetch_add(bytes.max(0) as u64, Ordering::Relaxed);
     counters.row_groups.fetch_add(1, Ordering::Relaxed);
