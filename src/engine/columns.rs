@@ -3,7 +3,7 @@
 
 use super::EngineError;
 use super::plan::PredOp;
-use crate::catalog::expr::Expr;
+use crate::catalog::expr::{BinOp, Expr};
 use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, Float64Array, Int64Array};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
@@ -298,44 +298,66 @@ fn eval_val(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>)
             let op = *op;
             match (eval_val(a, column)?, eval_val(b, column)?) {
                 (Val::Scalar(x), Val::Scalar(y)) => Val::Scalar(op.apply(x, y)),
-                (Val::Col(c), Val::Scalar(y)) => {
-                    Val::Arr(c.values().iter().map(|x| op.apply(*x, y)).collect(), c.nulls().cloned())
-                }
-                (Val::Scalar(x), Val::Col(c)) => {
-                    Val::Arr(c.values().iter().map(|y| op.apply(x, *y)).collect(), c.nulls().cloned())
-                }
-                (Val::Col(c), Val::Col(d)) => Val::Arr(
-                    c.values().iter().zip(d.values().iter()).map(|(x, y)| op.apply(*x, *y)).collect(),
-                    NullBuffer::union(c.nulls(), d.nulls()),
-                ),
-                (Val::Arr(mut v, nulls), Val::Scalar(y)) => {
-                    v.iter_mut().for_each(|x| *x = op.apply(*x, y));
+                (left, Val::Scalar(y)) => {
+                    let (mut v, nulls) = left.owned();
+                    apply_scalar(op, &mut v, y, false);
                     Val::Arr(v, nulls)
                 }
-                (Val::Scalar(x), Val::Arr(mut v, nulls)) => {
-                    v.iter_mut().for_each(|y| *y = op.apply(x, *y));
+                (Val::Scalar(x), right) => {
+                    let (mut v, nulls) = right.owned();
+                    apply_scalar(op, &mut v, x, true);
                     Val::Arr(v, nulls)
                 }
-                (Val::Arr(mut v, na), other) => {
-                    let (w, nb) = match &other {
-                        Val::Col(c) => (c.values().as_ref(), c.nulls().cloned()),
-                        Val::Arr(w, nb) => (w.as_slice(), nb.clone()),
-                        Val::Scalar(_) => unreachable!("handled above"),
-                    };
-                    v.iter_mut().zip(w.iter()).for_each(|(x, y)| *x = op.apply(*x, *y));
+                // Reuse a computed buffer when there is one; copy a column only otherwise.
+                (left, Val::Col(c)) => {
+                    let (mut v, na) = left.owned();
+                    apply_slice(op, &mut v, c.values(), false);
+                    Val::Arr(v, NullBuffer::union(na.as_ref(), c.nulls()))
+                }
+                (Val::Col(c), Val::Arr(mut w, nb)) => {
+                    apply_slice(op, &mut w, c.values(), true);
+                    Val::Arr(w, NullBuffer::union(c.nulls(), nb.as_ref()))
+                }
+                (left, Val::Arr(w, nb)) => {
+                    let (mut v, na) = left.owned();
+                    apply_slice(op, &mut v, &w, false);
                     Val::Arr(v, NullBuffer::union(na.as_ref(), nb.as_ref()))
-                }
-                (other, Val::Arr(mut w, nb)) => {
-                    let (v, na) = match &other {
-                        Val::Col(c) => (c.values().as_ref(), c.nulls().cloned()),
-                        _ => unreachable!("handled above"),
-                    };
-                    w.iter_mut().zip(v.iter()).for_each(|(y, x)| *y = op.apply(*x, *y));
-                    Val::Arr(w, NullBuffer::union(na.as_ref(), nb.as_ref()))
                 }
             }
         }
     })
+}
+
+/// `v[i] = v[i] op s` (or `s op v[i]` when `swap`), one monomorphic loop per operator so
+/// the compiler vectorizes it; x / 0 = 0.
+fn apply_scalar(op: BinOp, v: &mut [f64], s: f64, swap: bool) {
+    match (op, swap) {
+        (BinOp::Add, _) => v.iter_mut().for_each(|x| *x += s),
+        (BinOp::Mul, _) => v.iter_mut().for_each(|x| *x *= s),
+        (BinOp::Sub, false) => v.iter_mut().for_each(|x| *x -= s),
+        (BinOp::Sub, true) => v.iter_mut().for_each(|x| *x = s - *x),
+        (BinOp::Div, false) => {
+            if s == 0.0 {
+                v.iter_mut().for_each(|x| *x = 0.0)
+            } else {
+                v.iter_mut().for_each(|x| *x /= s)
+            }
+        }
+        (BinOp::Div, true) => v.iter_mut().for_each(|x| *x = if *x == 0.0 { 0.0 } else { s / *x }),
+    }
+}
+
+/// `v[i] = v[i] op w[i]` (or `w[i] op v[i]` when `swap`).
+fn apply_slice(op: BinOp, v: &mut [f64], w: &[f64], swap: bool) {
+    let pairs = v.iter_mut().zip(w.iter());
+    match (op, swap) {
+        (BinOp::Add, _) => pairs.for_each(|(x, y)| *x += *y),
+        (BinOp::Mul, _) => pairs.for_each(|(x, y)| *x *= *y),
+        (BinOp::Sub, false) => pairs.for_each(|(x, y)| *x -= *y),
+        (BinOp::Sub, true) => pairs.for_each(|(x, y)| *x = *y - *x),
+        (BinOp::Div, false) => pairs.for_each(|(x, y)| *x = if *y == 0.0 { 0.0 } else { *x / *y }),
+        (BinOp::Div, true) => pairs.for_each(|(x, y)| *x = if *x == 0.0 { 0.0 } else { *y / *x }),
+    }
 }
 
 /// Time values of a batch in UTC ms.
