@@ -211,7 +211,7 @@ fn page_selection(f: &DataFile, rg: usize, intervals: &[crate::time::Interval]) 
         let keep = intervals.iter().any(|iv| min < iv.end && max >= iv.start);
         any_skipped |= !keep;
         match selectors.last_mut() {
-            Some(last) if last.skip == !keep => last.row_count += rows,
+            Some(last) if last.skip != keep => last.row_count += rows,
             _ => selectors.push(if keep { RowSelector::select(rows) } else { RowSelector::skip(rows) }),
         }
     }
