@@ -295,3 +295,36 @@ async fn prometheus_metrics() {
         .unwrap();
     assert!(rows > 0);
 }
+
+#[tokio::test]
+async fn openapi_documents_every_route_and_every_documented_route_answers() {
+    let s = embedded().await;
+    let doc = get(&s, "/v1/openapi.json").await.json();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let mut documented: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    let mut routes: Vec<String> = quiver::http::ROUTES.iter().map(|r| r.to_string()).collect();
+    documented.sort();
+    documented.dedup();
+    routes.sort();
+    routes.dedup();
+    assert_eq!(documented, routes, "every route documented, every documented path routed");
+    // Each documented path answers (with sample values), never with ROUTE_NOT_FOUND.
+    let job =
+        get(&s, "/v1/data/flights/day?metrics=flights&dateTime=2013-06-01/2013-06-02&asyncAfter=always").await.json();
+    let ticket = job["jobTicket"].as_str().unwrap().to_string();
+    for path in documented {
+        let root_level = doc["paths"][&path].get("servers").is_some();
+        let concrete = path
+            .replace("{table}", "flights")
+            .replace("{grain}", "day")
+            .replace("{dimensions}", "carrier")
+            .replace("{dimension}", "carrier")
+            .replace("{metric}", "flights")
+            .replace("{slice}", "flights_raw")
+            .replace("{ticket}", &ticket);
+        let url =
+            if root_level { concrete } else { format!("/v1{concrete}?metrics=flights&dateTime=2013-06-01/2013-06-02") };
+        let r = get(&s, &url).await;
+        assert_eq!(r.status, 200, "{url}: {}", r.body);
+    }
+}

@@ -134,6 +134,7 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
         ["jobs"] => jobs::list(state, ctx),
         ["jobs", t] => jobs::job(state, ctx, t),
         ["jobs", t, "results"] => jobs::results(state, ctx, t).await,
+        ["openapi.json"] => Ok(reply::json(200, &openapi(state))),
         ["tables"] => meta::tables(state, ctx),
         ["tables", t] => meta::table(state, ctx, t),
         ["tables", t, g, dims @ ..] => meta::table_grain(state, ctx, t, g, dims),
@@ -152,6 +153,36 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
         ["slices", s] => meta::slice(state, ctx, s),
         _ => Err(not_found(ctx)),
     }
+}
+
+/// Every route the API answers, as OpenAPI path templates (`/status` and `/metrics` sit
+/// outside the API root). A test checks this list against `openapi.json` both ways.
+pub const ROUTES: &[&str] = &[
+    "/tables",
+    "/tables/{table}",
+    "/tables/{table}/{grain}",
+    "/dimensions",
+    "/dimensions/{dimension}",
+    "/dimensions/{dimension}/values",
+    "/metrics",
+    "/metrics/{metric}",
+    "/slices",
+    "/slices/{slice}",
+    "/data/{table}/{grain}",
+    "/data/{table}/{grain}/{dimensions}",
+    "/jobs",
+    "/jobs/{ticket}",
+    "/jobs/{ticket}/results",
+    "/openapi.json",
+    "/status",
+    "/metrics",
+];
+
+/// The OpenAPI 3 document.
+pub fn openapi(state: &AppState) -> serde_json::Value {
+    let mut doc: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap_or_default();
+    doc["servers"] = serde_json::json!([{ "url": state.config.server.api_root }]);
+    doc
 }
 
 fn not_found(ctx: &Ctx) -> Error {
