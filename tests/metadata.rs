@@ -313,7 +313,6 @@ async fn openapi_documents_every_route_and_every_documented_route_answers() {
         get(&s, "/v1/data/flights/day?metrics=flights&dateTime=2013-06-01/2013-06-02&asyncAfter=always").await.json();
     let ticket = job["jobTicket"].as_str().unwrap().to_string();
     for path in documented {
-        let root_level = doc["paths"][&path].get("servers").is_some();
         let concrete = path
             .replace("{table}", "flights")
             .replace("{grain}", "day")

@@ -116,6 +116,9 @@ pub fn error(e: &Error, ctx: &Ctx, druid_query: Option<Value>) -> Response {
     if e.status() == 429 {
         set_header(&mut r, "retry-after", "1");
     }
+    if e.status() == 405 {
+        set_header(&mut r, "allow", "GET, HEAD, OPTIONS");
+    }
     r
 }
 
