@@ -101,15 +101,15 @@ impl Acc {
         // Tight loops for the common cases: no fixed filter, no nulls.
         match (&mut *self, input, mask) {
             (Acc::Count(c), Input::Rows, None) | (Acc::Count(c), Input::Valid(None), None) => {
-                sum_lanes(c, gids, |_| 1i64, |a, b| a + b);
+                count_lanes(c, gids);
                 return;
             }
             (Acc::SumF(s), Input::F64(x, None), None) => {
-                sum_lanes(s, gids, |i| x[i], |a, b| a + b);
+                sum_lanes(s, gids, x, |a, b| a + b);
                 return;
             }
             (Acc::SumI(s), Input::I64(x, None), None) => {
-                sum_lanes(s, gids, |i| x[i], i64::wrapping_add);
+                sum_lanes(s, gids, x, i64::wrapping_add);
                 return;
             }
             _ => {}
@@ -231,38 +231,65 @@ impl Value {
 /// Groups small enough to be summed in interleaved lanes.
 const LANE_GROUPS: usize = 64;
 
-/// `s[gids[i]] += value(i)` for every row not `SKIP`. With few groups, consecutive rows hit
+/// `s[gids[i]] += values[i]` for every row not `SKIP`. With few groups, consecutive rows hit
 /// the same slot and each add waits for the previous one; four interleaved lanes break that
 /// dependency chain and are folded together at the end.
 #[inline]
-fn sum_lanes<T: Copy + Default>(s: &mut [T], gids: &[u32], value: impl Fn(usize) -> T, add: impl Fn(T, T) -> T) {
+fn sum_lanes<T: Copy + Default>(s: &mut [T], gids: &[u32], values: &[T], add: impl Fn(T, T) -> T) {
     if s.len() > LANE_GROUPS {
-        for (i, &g) in gids.iter().enumerate() {
+        for (&g, &v) in gids.iter().zip(values) {
             if g != SKIP {
-                s[g as usize] = add(s[g as usize], value(i));
+                s[g as usize] = add(s[g as usize], v);
             }
         }
         return;
     }
     let mut lanes = [[T::default(); LANE_GROUPS]; 4];
-    let n4 = gids.len() / 4 * 4;
-    let mut i = 0;
-    while i < n4 {
-        for (k, lane) in lanes.iter_mut().enumerate() {
-            let g = gids[i + k];
-            if g != SKIP {
-                lane[g as usize & (LANE_GROUPS - 1)] = add(lane[g as usize & (LANE_GROUPS - 1)], value(i + k));
+    let (g4, v4) = (gids.chunks_exact(4), values.chunks_exact(4));
+    let (gr, vr) = (g4.remainder(), v4.remainder());
+    for (g, v) in g4.zip(v4) {
+        for k in 0..4 {
+            if g[k] != SKIP {
+                let slot = &mut lanes[k][g[k] as usize & (LANE_GROUPS - 1)];
+                *slot = add(*slot, v[k]);
             }
         }
-        i += 4;
     }
-    for (j, &g) in gids.iter().enumerate().skip(n4) {
+    for (&g, &v) in gr.iter().zip(vr) {
         if g != SKIP {
-            lanes[0][g as usize & (LANE_GROUPS - 1)] = add(lanes[0][g as usize & (LANE_GROUPS - 1)], value(j));
+            let slot = &mut lanes[0][g as usize & (LANE_GROUPS - 1)];
+            *slot = add(*slot, v);
         }
     }
     for (g, slot) in s.iter_mut().enumerate() {
         *slot = add(*slot, add(add(lanes[0][g], lanes[1][g]), add(lanes[2][g], lanes[3][g])));
+    }
+}
+
+/// Counts rows per group (not `SKIP`), with the same lane trick.
+#[inline]
+fn count_lanes(c: &mut [i64], gids: &[u32]) {
+    if c.len() > LANE_GROUPS {
+        for &g in gids {
+            if g != SKIP {
+                c[g as usize] += 1;
+            }
+        }
+        return;
+    }
+    let mut lanes = [[0u32; LANE_GROUPS]; 4];
+    let g4 = gids.chunks_exact(4);
+    let rest = g4.remainder();
+    for g in g4 {
+        for k in 0..4 {
+            lanes[k][g[k] as usize & (LANE_GROUPS - 1)] += u32::from(g[k] != SKIP);
+        }
+    }
+    for &g in rest {
+        lanes[0][g as usize & (LANE_GROUPS - 1)] += u32::from(g != SKIP);
+    }
+    for (g, slot) in c.iter_mut().enumerate() {
+        *slot += (lanes[0][g] + lanes[1][g] + lanes[2][g] + lanes[3][g]) as i64;
     }
 }
 
