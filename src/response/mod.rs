@@ -36,6 +36,15 @@ impl View {
     }
 
     /// The value of field `f` of dimension `d` for row `i` ("" when the key has no row).
+    pub fn field_ref(&self, d: usize, f: usize, i: usize) -> &str {
+        let key = self.key(d, i);
+        if f == 0 {
+            return key;
+        }
+        self.lookups[d].get(key).and_then(|r| r.get(f)).map(|s| s.as_str()).unwrap_or("")
+    }
+
+    /// Owned form of [`View::field_ref`].
     pub fn field(&self, d: usize, f: usize, i: usize) -> String {
         let key = self.key(d, i);
         if f == 0 {
@@ -92,29 +101,77 @@ fn metric_text(col: &ArrayRef, i: usize) -> String {
 
 /// `{"rows": [...], "meta"?: {...}}`.
 pub fn json(view: &View) -> Vec<u8> {
-    let headers = view.dim_headers();
-    let metrics = view.metric_columns();
-    let rows: Vec<Value> = view
-        .range
-        .clone()
-        .map(|i| {
-            let mut m = Map::new();
-            m.insert("dateTime".into(), json!(view.time(i)));
-            for (d, f, h) in &headers {
-                m.insert(h.clone(), json!(view.field(*d, *f, i)));
-            }
-            for (name, col) in &metrics {
-                m.insert(name.clone(), metric_json(col, i));
-            }
-            Value::Object(m)
-        })
-        .collect();
-    let mut body = Map::new();
-    body.insert("rows".into(), Value::Array(rows));
-    if let Some(meta) = &view.meta {
-        body.insert("meta".into(), meta.clone());
+    // Written directly (not through a serde_json::Value tree): the data endpoint's hot path.
+    let headers: Vec<(usize, usize, Vec<u8>)> =
+        view.dim_headers().into_iter().map(|(d, f, h)| (d, f, json_key(&h))).collect();
+    let metrics: Vec<(Vec<u8>, ArrayRef)> = view.metric_columns().into_iter().map(|(n, c)| (json_key(&n), c)).collect();
+    let mut out: Vec<u8> = Vec::with_capacity(64 + view.range.len() * (48 + 32 * (headers.len() + metrics.len())));
+    out.extend_from_slice(b"{\"rows\":[");
+    let mut times = TimeCache::default();
+    for (n, i) in view.range.clone().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"dateTime\":\"");
+        out.extend_from_slice(times.get(view, i).as_bytes());
+        out.push(b'"');
+        for (d, f, key) in &headers {
+            out.push(b',');
+            out.extend_from_slice(key);
+            write_json_str(&mut out, view.field_ref(*d, *f, i));
+        }
+        for (key, col) in &metrics {
+            out.push(b',');
+            out.extend_from_slice(key);
+            write_metric(&mut out, col, i);
+        }
+        out.push(b'}');
     }
-    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+    out.push(b']');
+    if let Some(meta) = &view.meta {
+        out.extend_from_slice(b",\"meta\":");
+        let _ = serde_json::to_writer(&mut out, meta);
+    }
+    out.push(b'}');
+    out
+}
+
+/// `"name":` with the name escaped.
+fn json_key(name: &str) -> Vec<u8> {
+    let mut k = serde_json::to_vec(name).unwrap_or_default();
+    k.push(b':');
+    k
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+fn write_metric(out: &mut Vec<u8>, col: &ArrayRef, i: usize) {
+    let v = metric_json(col, i);
+    let _ = serde_json::to_writer(&mut *out, &v);
+}
+
+/// Formats each distinct bucket start once (rows come grouped by time).
+#[derive(Default)]
+struct TimeCache {
+    last: Option<(i64, String)>,
+}
+
+impl TimeCache {
+    fn get(&mut self, view: &View, i: usize) -> &str {
+        let t = view.batch.column(0).as_primitive::<TimestampMillisecondType>().value(i);
+        if self.last.as_ref().is_none_or(|(lt, _)| *lt != t) {
+            self.last = Some((t, time::format_local(view.tz, t)));
+        }
+        self.last.as_ref().map(|(_, s)| s.as_str()).unwrap_or("")
+    }
 }
 
 /// JSON-API: rows carry each dimension's key; one de-duplicated sidecar per dimension holds
