@@ -43,6 +43,8 @@ pub struct AppState {
     pub auth: Auth,
     pub counters: Counters,
     pub metrics: crate::metrics::Metrics,
+    /// Physical tables whose data files failed to read, with the last error (`/status`).
+    pub degraded: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 /// Operational counters (exported by `/metrics`).
@@ -84,6 +86,7 @@ impl AppState {
             auth,
             counters: Counters::default(),
             metrics: Default::default(),
+            degraded: Default::default(),
         }
     }
 

@@ -125,11 +125,21 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
     // The query starts at once, holding the permit until it ends.
     let cancel = CancelToken::default();
     let (tx, mut rx) = tokio::sync::oneshot::channel::<Outcome>();
-    let (st, token) = (state.clone(), cancel.clone());
+    let (st, token, slice) = (state.clone(), cancel.clone(), physical.name.clone());
     let dims: Vec<Arc<crate::catalog::Dimension>> = req.dims.iter().map(|d| d.dim.clone()).collect();
     tokio::task::spawn_blocking(move || {
         let r = engine::execute(&plan, &token);
         st.count(&r);
+        // A table whose files fail to read is degraded until a query on it succeeds again.
+        match &r {
+            Err(e @ EngineError::File { .. }) => {
+                st.degraded.lock().unwrap_or_else(|p| p.into_inner()).insert(slice.clone(), e.to_string());
+            }
+            Ok(_) => {
+                st.degraded.lock().unwrap_or_else(|p| p.into_inner()).remove(&slice);
+            }
+            Err(_) => {}
+        }
         let r = r.map_err(Error::from).and_then(|r| {
             // Warm the dimension rows used to annotate.
             for d in &dims {

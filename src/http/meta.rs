@@ -412,16 +412,36 @@ pub fn slice(state: &AppState, ctx: &Ctx, name: &str) -> Res {
     Ok(reply::json(200, &body))
 }
 
+/// Health: every table `ok`, or `degraded` with the last data-file error; the service stays
+/// up (200) so the other tables keep serving.
 pub fn status(state: &AppState, _ctx: &Ctx) -> Response {
+    let degraded = state.degraded.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let tables: Map<String, Value> = state
         .catalog
         .tables
         .values()
-        .map(|t| (t.name.clone(), json!({"status": "ok", "physicalTables": t.physical.len(), "rows": t.physical.iter().map(|p| p.total_rows()).max().unwrap_or(0)})))
+        .map(|t| {
+            let errors: Map<String, Value> =
+                t.physical.iter().filter_map(|p| degraded.get(&p.name).map(|e| (p.name.clone(), json!(e)))).collect();
+            let mut v = json!({
+                "status": if errors.is_empty() { "ok" } else { "degraded" },
+                "physicalTables": t.physical.len(),
+                "rows": t.physical.iter().map(|p| p.total_rows()).max().unwrap_or(0),
+            });
+            if !errors.is_empty() {
+                v["errors"] = Value::Object(errors);
+            }
+            (t.name.clone(), v)
+        })
         .collect();
+    let jobs_ok = state.jobs.list().is_ok();
     let body = json!({
-        "status": "ok", "healthy": true, "version": env!("CARGO_PKG_VERSION"),
-        "uptimeSeconds": state.started.elapsed().as_secs(), "tables": tables,
+        "status": if degraded.is_empty() && jobs_ok { "ok" } else { "degraded" },
+        "healthy": true,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": state.started.elapsed().as_secs(),
+        "jobStore": if jobs_ok { "ok" } else { "unavailable" },
+        "tables": tables,
     });
     reply::json(200, &body)
 }
