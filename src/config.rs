@@ -112,6 +112,9 @@ pub struct QueryConfig {
     /// Most time buckets one request's intervals may span at its grain; past it 400.
     /// Default 10,000,000.
     pub max_buckets: usize,
+    /// Most bytes of aggregation state one query worker may hold; past it 507.
+    /// Default 2 GiB.
+    pub max_query_bytes: usize,
     /// Worker threads for one query's scan; 0 = number of cores. Default 0.
     pub scan_threads: usize,
 }
@@ -129,6 +132,7 @@ impl Default for QueryConfig {
             max_num_filter_values: 10000,
             max_groups: 5_000_000,
             max_buckets: 10_000_000,
+            max_query_bytes: 2 << 30,
             scan_threads: 0,
         }
     }

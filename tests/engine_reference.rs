@@ -335,7 +335,12 @@ fn random_plan(rng: &mut Rng, files: &[Arc<DataFile>]) -> QueryPlan {
         aggregations,
         outputs,
         shape,
-        limits: Limits { max_groups: 1_000_000, max_buckets: 10_000_000, threads: 1 + rng.below(3) as usize },
+        limits: Limits {
+            max_groups: 1_000_000,
+            max_buckets: 10_000_000,
+            max_bytes: 1 << 30,
+            threads: 1 + rng.below(3) as usize,
+        },
     }
 }
 
@@ -623,7 +628,35 @@ fn group_cap_is_a_typed_error() {
         aggregations: vec![],
         outputs: vec![],
         shape: Shape::default(),
-        limits: Limits { max_groups: 5, max_buckets: 100, threads: 2 },
+        limits: Limits { max_groups: 5, max_buckets: 100, max_bytes: 1 << 30, threads: 2 },
     };
     assert_eq!(engine::execute(&plan, &CancelToken::default()).unwrap_err(), engine::EngineError::TooManyGroups(5));
+}
+
+#[test]
+fn byte_cap_is_a_typed_error() {
+    let mut rng = Rng(6);
+    let dir = tempfile::tempdir().unwrap();
+    let rows = random_rows(&mut rng, 1500);
+    let files = write_table(&mut rng, dir.path(), &rows);
+    let plan = QueryPlan {
+        files,
+        time_column: "ts".into(),
+        intervals: vec![Interval::new(T0 - 1, T0 + SPAN + 1)],
+        grain: Grain::Hour,
+        tz: chrono_tz::UTC,
+        group_by: vec![GroupBy { name: "s2".into(), column: "s2".into() }],
+        filters: vec![],
+        aggregations: vec![AggregationPlan {
+            name: "d".into(),
+            func: AggFunc::CountDistinct,
+            input: AggInput::Column("s1".into()),
+            filter: None,
+            integer: true,
+        }],
+        outputs: vec![],
+        shape: Shape::default(),
+        limits: Limits { max_groups: 1_000_000, max_buckets: 1_000_000, max_bytes: 4096, threads: 1 },
+    };
+    assert_eq!(engine::execute(&plan, &CancelToken::default()).unwrap_err(), engine::EngineError::TooManyBytes(4096));
 }

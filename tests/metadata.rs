@@ -326,3 +326,26 @@ async fn openapi_documents_every_route_and_every_documented_route_answers() {
         assert_eq!(r.status, 200, "{url}: {}", r.body);
     }
 }
+
+/// Found by Schemathesis: a 405 must say which methods are allowed (RFC 9110).
+#[tokio::test]
+async fn method_not_allowed_carries_allow_header() {
+    let s = embedded().await;
+    for m in [reqwest::Method::POST, reqwest::Method::DELETE, reqwest::Method::PUT, reqwest::Method::TRACE] {
+        let r = request(&s, m.clone(), "/v1/data/flights/day?metrics=flights&dateTime=2013/2014").await;
+        assert_eq!(r.status, 405, "{m}");
+        assert_eq!(r.header("allow").as_deref(), Some("GET, HEAD, OPTIONS"), "{m}");
+    }
+}
+
+/// Found by Schemathesis: the Prometheus `/metrics` (outside the API root) had overwritten
+/// the document's `/metrics` (the metric list) entry, so the list was described as text.
+#[tokio::test]
+async fn openapi_describes_the_metric_list_as_json() {
+    let s = embedded().await;
+    let doc = get(&s, "/v1/openapi.json").await.json();
+    let content = &doc["paths"]["/metrics"]["get"]["responses"]["200"];
+    assert_eq!(content["$ref"], "#/components/responses/List");
+    assert_eq!(get(&s, "/v1/metrics").await.header("content-type").unwrap(), "application/json; charset=utf-8");
+    assert!(get(&s, "/metrics").await.header("content-type").unwrap().starts_with("text/plain"));
+}

@@ -207,6 +207,21 @@ impl Acc {
         }
     }
 
+    /// Approximate bytes of state.
+    pub fn approx_bytes(&self) -> usize {
+        match self {
+            Acc::Count(v) | Acc::SumI(v) => v.len() * 8,
+            Acc::SumF(v) => v.len() * 8,
+            Acc::MinI(v) | Acc::MaxI(v) => v.len() * 16,
+            Acc::MinF(v) | Acc::MaxF(v) => v.len() * 16,
+            Acc::Distinct(codes, sets) => {
+                codes.values.iter().map(|s| s.len() + 48).sum::<usize>()
+                    + sets.iter().map(|s| 48 + s.capacity() * 5).sum::<usize>()
+            }
+            Acc::Hll(v) => v.iter().map(|h| h.approx_bytes()).sum(),
+        }
+    }
+
     pub fn is_integer(&self) -> bool {
         matches!(self, Acc::Count(_) | Acc::SumI(_) | Acc::MinI(_) | Acc::MaxI(_) | Acc::Distinct(..) | Acc::Hll(_))
     }

@@ -217,11 +217,7 @@ fn eval_int(e: &Expr, cols: &HashMap<String, Col>, i: usize) -> Option<i64> {
 /// Builds the unshaped result: `dateTime`, one Utf8 column per group-by, one per visible
 /// output metric.
 pub fn finalize(plan: &QueryPlan, base: Option<Partial>, buckets: &Buckets) -> Result<RecordBatch, EngineError> {
-    let base = base.unwrap_or_else(|| Partial {
-        groups: GroupTable::new(plan.group_by.len()),
-        dims: vec![Default::default(); plan.group_by.len()],
-        accs: vec![],
-    });
+    let base = base.unwrap_or_else(|| Partial::empty(plan.group_by.len()));
     let (top, member) = if base.accs.is_empty() && base.groups.is_empty() {
         (Level { groups: GroupTable::new(plan.group_by.len()), accs: vec![], bucket_starts: vec![] }, vec![])
     } else {

@@ -122,6 +122,13 @@ impl GroupTable {
         self.width
     }
 
+    /// Bytes of the lookup structures (direct-index table or hash maps).
+    pub fn table_bytes(&self) -> usize {
+        self.dense.as_ref().map(|d| d.table.len() * 4).unwrap_or(0)
+            + self.small.len() * 24
+            + self.large.len() * (48 + 4 * self.width)
+    }
+
     pub fn codes_of(&self, g: usize) -> &[u32] {
         &self.codes[g * self.width..(g + 1) * self.width]
     }
@@ -227,6 +234,8 @@ pub struct Partial {
     pub groups: GroupTable,
     pub dims: Vec<DimCodes>,
     pub accs: Vec<Acc>,
+    batches: usize,
+    checked_groups: usize,
 }
 
 /// Per-query facts every worker needs.
@@ -236,6 +245,7 @@ pub struct BatchContext<'a> {
     /// Whether each aggregation's input column is integer (min/max typing).
     pub integer_inputs: Vec<bool>,
     pub max_groups: usize,
+    pub max_bytes: usize,
 }
 
 impl Partial {
@@ -250,7 +260,29 @@ impl Partial {
                 .zip(&ctx.integer_inputs)
                 .map(|(a, int)| Acc::new(a.func, *int))
                 .collect(),
+            batches: 0,
+            checked_groups: 0,
         }
+    }
+
+    /// An empty partial (no rows were read).
+    pub fn empty(width: usize) -> Partial {
+        Partial {
+            groups: GroupTable::new(width),
+            dims: vec![DimCodes::default(); width],
+            accs: vec![],
+            batches: 0,
+            checked_groups: 0,
+        }
+    }
+
+    /// Approximate bytes held: group keys, the direct-index table, dictionaries,
+    /// accumulators and distinct-value sets.
+    pub fn approx_bytes(&self) -> usize {
+        let g = self.groups.len();
+        let keys = g * 4 * (1 + self.groups.width()) + self.groups.table_bytes();
+        let dims: usize = self.dims.iter().map(|d| d.values.iter().map(|v| v.len() + 48).sum::<usize>()).sum();
+        keys + dims + self.accs.iter().map(|a| a.approx_bytes()).sum::<usize>()
     }
 
     /// Aggregates one record batch.
@@ -298,6 +330,15 @@ impl Partial {
         self.groups.assign(&mut gids, &dim_codes);
         if self.groups.len() > ctx.max_groups {
             return Err(EngineError::TooManyGroups(ctx.max_groups));
+        }
+        // Memory: checked every 32 batches, or sooner when the groups grew by an eighth.
+        self.batches += 1;
+        if self.batches.is_multiple_of(32) || self.groups.len() > self.checked_groups + self.checked_groups / 8 + 1024 {
+            self.checked_groups = self.groups.len();
+            let bytes = self.approx_bytes();
+            if bytes > ctx.max_bytes {
+                return Err(EngineError::TooManyBytes(ctx.max_bytes));
+            }
         }
         // 5. Aggregations.
         let ngroups = self.groups.len();

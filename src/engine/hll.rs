@@ -76,6 +76,10 @@ impl Hll {
         }
     }
 
+    pub fn approx_bytes(&self) -> usize {
+        48 + self.sparse.capacity() * 8 + self.dense.as_ref().map(|d| d.len()).unwrap_or(0)
+    }
+
     /// The estimate, rounded to a whole number; exact while sparse.
     pub fn estimate(&self) -> i64 {
         let Some(regs) = &self.dense else { return self.sparse.len() as i64 };

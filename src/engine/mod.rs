@@ -37,6 +37,8 @@ pub enum EngineError {
     Arrow(String),
     #[error("the query would build more than {0} groups")]
     TooManyGroups(usize),
+    #[error("the query would hold more than {0} bytes of aggregation state")]
+    TooManyBytes(usize),
     #[error("the request spans more than {0} time buckets")]
     TooManyBuckets(usize),
     #[error("the query was canceled")]

@@ -265,13 +265,15 @@ pub struct Limits {
     pub max_groups: usize,
     /// Most time buckets the intervals may be cut into.
     pub max_buckets: usize,
+    /// Most bytes of aggregation state (groups, accumulators, distinct sets) per worker.
+    pub max_bytes: usize,
     /// Scan workers; 0 = one per core.
     pub threads: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_groups: 5_000_000, max_buckets: 10_000_000, threads: 0 }
+        Limits { max_groups: 5_000_000, max_buckets: 10_000_000, max_bytes: 2 << 30, threads: 0 }
     }
 }
 

@@ -163,7 +163,13 @@ pub fn run(
     counters: &Counters,
 ) -> Result<Vec<Partial>, EngineError> {
     let cols = needed_columns(plan);
-    let ctx = BatchContext { plan, buckets, integer_inputs, max_groups: plan.limits.max_groups };
+    let ctx = BatchContext {
+        plan,
+        buckets,
+        integer_inputs,
+        max_groups: plan.limits.max_groups,
+        max_bytes: plan.limits.max_bytes,
+    };
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<EngineError>> = Mutex::new(None);
     let stop = CancelToken::default();

@@ -26,7 +26,7 @@ use warp::reply::Response;
 impl From<EngineError> for Error {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::TooManyGroups(_) => Error::new(
+            EngineError::TooManyGroups(_) | EngineError::TooManyBytes(_) => Error::new(
                 Reason::ResultTooLarge,
                 "Result set too large. Try reducing interval, dimensions, or sketch metrics.",
             ),
@@ -193,13 +193,11 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
 
 fn with_timing(mut r: Response, stats: &ScanStats) -> Response {
     reply::set_header(&mut r, "server-timing", &server_timing(stats));
-    tracing::info!(
-        rows_scanned = stats.rows_scanned,
-        row_groups = stats.row_groups_scanned,
-        pruned = stats.row_groups_pruned,
-        ms = stats.elapsed_ms,
-        "query"
-    );
+    // The request's one log line ("served") carries these through the span.
+    let span = tracing::Span::current();
+    span.record("rows_scanned", stats.rows_scanned);
+    span.record("row_groups_pruned", stats.row_groups_pruned);
+    span.record("engine_ms", stats.elapsed_ms);
     r
 }
 

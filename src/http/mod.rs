@@ -66,7 +66,10 @@ async fn handle(
         user = tracing::field::Empty,
         path = %path,
         table = tracing::field::Empty,
-        grain = tracing::field::Empty
+        grain = tracing::field::Empty,
+        rows_scanned = tracing::field::Empty,
+        row_groups_pruned = tracing::field::Empty,
+        engine_ms = tracing::field::Empty
     );
     async {
         let (resp, reason) = match dispatch(&state, &method, &mut ctx).await {

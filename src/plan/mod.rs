@@ -180,6 +180,7 @@ pub fn build(cat: &Catalog, cfg: &GatewayConfig, req: &DataRequest, p: &Physical
         limits: Limits {
             max_groups: cfg.query.max_groups,
             max_buckets: cfg.query.max_buckets,
+            max_bytes: cfg.query.max_query_bytes,
             threads: cfg.query.scan_threads,
         },
     })
