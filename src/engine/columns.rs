@@ -59,6 +59,28 @@ impl DimCodes {
         c
     }
 
+    /// Codes of non-null small non-negative integers straight from the direct-index array;
+    /// `false` (and nothing written) when some value is out of its range.
+    fn fast_ints(&mut self, vals: &[i64], out: &mut Vec<u32>) -> bool {
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for &v in vals {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        if vals.is_empty() || lo < 0 || hi >= SMALL_INT {
+            return false;
+        }
+        if self.by_small.len() <= hi as usize {
+            self.by_small.resize((hi as usize + 1).next_power_of_two().min(SMALL_INT as usize), super::buckets::SKIP);
+        }
+        out.reserve(vals.len());
+        for &v in vals {
+            let c = self.by_small[v as usize];
+            out.push(if c != super::buckets::SKIP { c } else { self.code_int(v) });
+        }
+        true
+    }
+
     pub fn len(&self) -> usize {
         self.values.len()
     }
@@ -120,8 +142,12 @@ pub fn dimension_codes(
             let v = arrow::compute::cast(arr, &DataType::Int64).map_err(EngineError::arrow)?;
             let v = v.as_primitive::<Int64Type>();
             let null_code = codes.code_str("");
+            let vals = v.values();
+            if v.null_count() == 0 && codes.fast_ints(vals, out) {
+                return Ok(());
+            }
             for i in 0..n {
-                out.push(if v.is_null(i) { null_code } else { codes.code_int(v.value(i)) });
+                out.push(if v.is_null(i) { null_code } else { codes.code_int(vals[i]) });
             }
         }
         dt => return Err(unsupported(name, dt)),

@@ -143,27 +143,31 @@ impl GroupTable {
                 self.grow_dense(&maxes);
             }
         }
-        if let Some(d) = &self.dense {
+        if let Some(d) = &mut self.dense {
             let mut slots: Vec<usize> = gids.iter().map(|&b| b as usize).collect();
             for (codes, s) in dims.iter().zip(&d.shifts) {
                 for (slot, c) in slots.iter_mut().zip(codes) {
                     *slot = (*slot << s) | *c as usize;
                 }
             }
-            let mut key = vec![0u32; dims.len()];
-            for (i, g) in gids.iter_mut().enumerate() {
+            // Every slot fits (the table grew for this batch's largest codes above).
+            let table = &mut d.table;
+            for (i, (g, &slot)) in gids.iter_mut().zip(&slots).enumerate() {
                 if *g == SKIP {
                     continue;
                 }
-                let found = self.dense.as_ref().map(|d| d.table[slots[i]]).unwrap_or(SKIP);
+                let found = table[slot];
                 if found != SKIP {
                     *g = found;
                     continue;
                 }
-                for (k, c) in key.iter_mut().zip(dims) {
-                    *k = c[i];
+                let id = self.buckets.len() as u32;
+                table[slot] = id;
+                self.buckets.push(*g);
+                for c in dims {
+                    self.codes.push(c[i]);
                 }
-                *g = self.id(*g, &key);
+                *g = id;
             }
             return;
         }
