@@ -111,7 +111,12 @@ pub fn build(cat: &Catalog, data_root: &Path, spec: &RollupSpec) -> Result<Rollu
         aggregations,
         outputs,
         shape: Shape::default(),
-        limits: Limits { max_groups: 100_000_000, max_buckets: 100_000_000, max_bytes: usize::MAX, threads: 0 },
+        limits: Limits {
+            max_groups: 100_000_000,
+            max_buckets: 100_000_000,
+            max_bytes: usize::MAX,
+            ..Limits::default()
+        },
     };
     let result = engine::execute(&plan, &CancelToken::default()).map_err(|e| e.to_string())?;
     let batch = rename_time(&result.batch)?;

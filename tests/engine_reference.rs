@@ -340,6 +340,8 @@ fn random_plan(rng: &mut Rng, files: &[Arc<DataFile>]) -> QueryPlan {
             max_buckets: 10_000_000,
             max_bytes: 1 << 30,
             threads: 1 + rng.below(3) as usize,
+            // Tiny slices, so row groups are split between workers in many plans.
+            min_split_rows: 1 + rng.below(40) as usize,
         },
     }
 }
@@ -628,7 +630,7 @@ fn group_cap_is_a_typed_error() {
         aggregations: vec![],
         outputs: vec![],
         shape: Shape::default(),
-        limits: Limits { max_groups: 5, max_buckets: 100, max_bytes: 1 << 30, threads: 2 },
+        limits: Limits { max_groups: 5, max_buckets: 100, max_bytes: 1 << 30, threads: 2, min_split_rows: 1 << 16 },
     };
     assert_eq!(engine::execute(&plan, &CancelToken::default()).unwrap_err(), engine::EngineError::TooManyGroups(5));
 }
@@ -656,7 +658,13 @@ fn byte_cap_is_a_typed_error() {
         }],
         outputs: vec![],
         shape: Shape::default(),
-        limits: Limits { max_groups: 1_000_000, max_buckets: 1_000_000, max_bytes: 4096, threads: 1 },
+        limits: Limits {
+            max_groups: 1_000_000,
+            max_buckets: 1_000_000,
+            max_bytes: 4096,
+            threads: 1,
+            min_split_rows: 1 << 16,
+        },
     };
     assert_eq!(engine::execute(&plan, &CancelToken::default()).unwrap_err(), engine::EngineError::TooManyBytes(4096));
 }

@@ -124,7 +124,8 @@ pub fn execute(plan: &QueryPlan, cancel: &CancelToken) -> Result<QueryResult, En
         plan.limits.threads
     };
     let counters = scan::Counters::default();
-    let units = if buckets.is_empty() { vec![] } else { units };
+    let units =
+        if buckets.is_empty() { vec![] } else { scan::split_units(plan, units, threads, plan.limits.min_split_rows) };
     let parts = scan::run(plan, &units, &buckets, integer_inputs(plan), threads, cancel, &counters)?;
     let merged = group::merge(parts, plan.limits.max_groups)?;
     let groups = merged.as_ref().map(|m| m.groups.len()).unwrap_or(0);

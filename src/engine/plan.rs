@@ -269,11 +269,19 @@ pub struct Limits {
     pub max_bytes: usize,
     /// Scan workers; 0 = one per core.
     pub threads: usize,
+    /// Smallest row slice a row group is split into to share it between workers.
+    pub min_split_rows: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_groups: 5_000_000, max_buckets: 10_000_000, max_bytes: 2 << 30, threads: 0 }
+        Limits {
+            max_groups: 5_000_000,
+            max_buckets: 10_000_000,
+            max_bytes: 2 << 30,
+            threads: 0,
+            min_split_rows: 1 << 16,
+        }
     }
 }
 

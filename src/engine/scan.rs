@@ -23,6 +23,41 @@ pub const BATCH_ROWS: usize = 16 * 1024;
 pub struct Unit {
     pub file: usize,
     pub row_group: usize,
+    /// A slice of the row group's rows (start, count), when the row group is split so
+    /// workers share it; `None` = all rows.
+    pub rows: Option<(usize, usize)>,
+}
+
+/// Smallest slice a row group is split into.
+pub const MIN_SPLIT_ROWS: usize = 1 << 16;
+
+/// Splits row groups into row slices when there are too few to keep every worker busy
+/// (at least four units per worker), for files with an offset index so a slice reads only
+/// its own pages.
+pub fn split_units(plan: &QueryPlan, units: Vec<Unit>, threads: usize, min_rows: usize) -> Vec<Unit> {
+    let want = 4 * threads.max(1);
+    if units.len() >= want || threads <= 1 {
+        return units;
+    }
+    let per = want.div_ceil(units.len().max(1));
+    let mut out = Vec::with_capacity(want);
+    for u in units {
+        let f = &plan.files[u.file];
+        let rows = f.metadata.metadata().row_group(u.row_group).num_rows().max(0) as usize;
+        let parts = per.min(rows / min_rows.max(1)).max(1);
+        if parts == 1 || f.metadata.metadata().offset_index().is_none() {
+            out.push(u);
+            continue;
+        }
+        let step = rows.div_ceil(parts);
+        let mut start = 0;
+        while start < rows {
+            let len = step.min(rows - start);
+            out.push(Unit { rows: Some((start, len)), ..u });
+            start += len;
+        }
+    }
+    out
 }
 
 /// The row groups that survive pruning, and how many were pruned.
@@ -38,7 +73,7 @@ pub fn plan_units(plan: &QueryPlan) -> (Vec<Unit>, usize) {
             };
             if time_ok && stat_ok.get(rg).copied().unwrap_or(true) && f.metadata.metadata().row_group(rg).num_rows() > 0
             {
-                units.push(Unit { file: fi, row_group: rg });
+                units.push(Unit { file: fi, row_group: rg, rows: None });
             } else {
                 pruned += 1;
             }
@@ -265,7 +300,20 @@ fn read_unit(
         .with_projection(ProjectionMask::roots(&descr, indices))
         .with_row_groups(vec![u.row_group])
         .with_batch_size(BATCH_ROWS);
-    if let Some(sel) = page_selection(f, u.row_group, &plan.intervals) {
+    let pages = page_selection(f, u.row_group, &plan.intervals);
+    let slice = u.rows.map(|(start, len)| {
+        let total = rg_meta.num_rows().max(0) as usize;
+        RowSelection::from(vec![
+            RowSelector::skip(start),
+            RowSelector::select(len),
+            RowSelector::skip(total.saturating_sub(start + len)),
+        ])
+    });
+    let selection = match (pages, slice) {
+        (Some(p), Some(s)) => Some(p.intersection(&s)),
+        (p, s) => p.or(s),
+    };
+    if let Some(sel) = selection {
         builder = builder.with_row_selection(sel);
     }
     let reader = builder.build().map_err(|e| EngineError::file(&f.path, e))?;
@@ -277,7 +325,10 @@ fn read_unit(
         counters.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         part.process(&batch, ctx, constant)?;
     }
-    counters.bytes.fetch_add(bytes.max(0) as u64, Ordering::Relaxed);
-    counters.row_groups.fetch_add(1, Ordering::Relaxed);
+    // A split row group counts once (with its first slice).
+    if u.rows.is_none_or(|(start, _)| start == 0) {
+        counters.bytes.fetch_add(bytes.max(0) as u64, Ordering::Relaxed);
+        counters.row_groups.fetch_add(1, Ordering::Relaxed);
+    }
     Ok(())
 }
