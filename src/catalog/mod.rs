@@ -9,8 +9,10 @@ mod load;
 pub mod lookup;
 pub mod physical;
 pub mod spec;
+mod tables;
 
-pub use load::{base_aggregations, load};
+pub use load::load;
+pub use tables::base_aggregations;
 
 use crate::engine::plan::{AggFunc, AggInput, Predicate};
 use crate::time::{Grain, Interval};
