@@ -29,16 +29,7 @@ fn agg(name: &str, func: AggFunc, input: AggInput) -> AggregationPlan {
 
 fn plan(path: &std::path::Path, grain: Grain, iv: Interval, group: &[&str], aggs: Vec<AggregationPlan>) -> QueryPlan {
     let f = Arc::new(physical::open_file(path, "ship_date").unwrap());
-    let outputs = aggs
-        .iter()
-        .enumerate()
-        .map(|(i, a)| OutputMetric {
-            name: a.name.clone(),
-            kind: OutputKind::Agg(i),
-            integer: a.integer,
-            hidden: false,
-        })
-        .collect();
+    let outputs = OutputMetric::for_aggregations(&aggs);
     QueryPlan {
         files: vec![f],
         time_column: "ship_date".into(),

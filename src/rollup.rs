@@ -4,7 +4,7 @@
 
 use crate::catalog::physical::PhysicalKind;
 use crate::catalog::{Catalog, MetricKind};
-use crate::engine::plan::{AggregationPlan, CancelToken, GroupBy, Limits, OutputKind, OutputMetric, QueryPlan, Shape};
+use crate::engine::plan::{AggregationPlan, CancelToken, GroupBy, Limits, OutputMetric, QueryPlan, Shape};
 use crate::engine::{self};
 use crate::time::{Grain, Interval};
 use arrow::array::{ArrayRef, RecordBatch};
@@ -86,16 +86,7 @@ pub fn build(cat: &Catalog, data_root: &Path, spec: &RollupSpec) -> Result<Rollu
             }
         }
     }
-    let outputs = aggregations
-        .iter()
-        .enumerate()
-        .map(|(i, a)| OutputMetric {
-            name: a.name.clone(),
-            kind: OutputKind::Agg(i),
-            integer: a.integer,
-            hidden: false,
-        })
-        .collect();
+    let outputs = OutputMetric::for_aggregations(&aggregations);
     let plan = QueryPlan {
         files: raw.files.clone(),
         time_column: raw.time_column.clone(),

@@ -11,6 +11,7 @@ use parquet::file::properties::WriterProperties;
 use std::path::Path;
 use std::sync::Arc;
 
+#[derive(Default)]
 struct Columns {
     ship: Vec<i32>,
     flag: Vec<u8>,
@@ -34,18 +35,7 @@ fn code(list: &[&str], v: &str) -> u8 {
 }
 
 fn generate_part(sf: f64, part: i32, parts: i32) -> Columns {
-    let mut c = Columns {
-        ship: vec![],
-        flag: vec![],
-        status: vec![],
-        mode: vec![],
-        instruct: vec![],
-        supp: vec![],
-        qty: vec![],
-        price: vec![],
-        disc: vec![],
-        tax: vec![],
-    };
+    let mut c = Columns::default();
     for l in tpchgen::generators::LineItemGenerator::new(sf, part, parts).iter() {
         c.ship.push(l.l_shipdate.to_unix_epoch());
         c.flag.push(code(&FLAGS, l.l_returnflag));
@@ -76,18 +66,7 @@ pub fn write_lineitem(sf: f64, path: &Path) -> Result<usize, String> {
         let hs: Vec<_> = (1..=threads).map(|p| s.spawn(move || generate_part(sf, p, threads))).collect();
         hs.into_iter().map(|h| h.join().expect("generator thread")).collect()
     });
-    let mut all = Columns {
-        ship: vec![],
-        flag: vec![],
-        status: vec![],
-        mode: vec![],
-        instruct: vec![],
-        supp: vec![],
-        qty: vec![],
-        price: vec![],
-        disc: vec![],
-        tax: vec![],
-    };
+    let mut all = Columns::default();
     for p in parts {
         all.ship.extend(p.ship);
         all.flag.extend(p.flag);

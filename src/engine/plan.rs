@@ -177,6 +177,21 @@ pub struct OutputMetric {
     pub hidden: bool,
 }
 
+impl OutputMetric {
+    /// One visible output per aggregation, named like it (plans without post-aggregations).
+    pub fn for_aggregations(aggs: &[AggregationPlan]) -> Vec<OutputMetric> {
+        aggs.iter()
+            .enumerate()
+            .map(|(i, a)| OutputMetric {
+                name: a.name.clone(),
+                kind: OutputKind::Agg(i),
+                integer: a.integer,
+                hidden: false,
+            })
+            .collect()
+    }
+}
+
 /// Having: clauses ANDed, values within a clause ORed (spec §4.6).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HavingClause {
