@@ -397,3 +397,51 @@ async fn a_flooding_user_does_not_block_another_user() {
     let r = as_user(&s, "t-jfk", Q).await;
     assert_eq!(r.status, 200, "jo is unaffected: {}", r.body);
 }
+
+#[tokio::test]
+async fn row_level_filters_hold_under_every_grammar() {
+    let (s, _d) = auth_server().await;
+    let base = "/v1/data/flights";
+    let probes = [
+        format!(
+            "{base}/month/origin?metrics=flights&dateTime=2013-01-01/2014-01-01&having=flights-gt%5B0%5D&sort=flights%7Cdesc&topN=3"
+        ),
+        format!("{base}/all/origin/carrier?metrics=flights,avgDepDelay&dateTime=2013/2014&sort=origin%7Casc&count=100"),
+        format!("{base}/week/origin?metrics=flights(reagg=dayAvg),dayAvgFlights&dateTime=2013-01-07/2013-03-04"),
+        format!(
+            "{base}/day/origin?metrics=flights&dateTime=2013-06-01/RRULE=FREQ=WEEKLY;COUNT=3&timeZone=America/New_York"
+        ),
+        format!("{base}/day/origin;show=all?metrics=flights&dateTime=P3D/2013-06-04&perPage=2&page=2"),
+        format!(
+            "{base}/all/origin?metrics=flights,uniqueTails&dateTime=2013/2014&filters=origin%7Cid-notin%5BJFK%5D,origin%7Cid-in%5BJFK,LGA%5D"
+        ),
+        format!("{base}/all/origin?metrics=flights&dateTime=2013/2014&filters=origin%7Cid-gt%5BA%5D"),
+        format!(
+            "{base}/all/origin/dest?metrics=flights&dateTime=2013/2014&filters=dest%7Cid-in%5BLAX%5D&having=flights-notBetween%5B-1,0%5D"
+        ),
+    ];
+    for p in &probes {
+        let r = as_user(&s, "t-jfk", p).await;
+        assert_eq!(r.status, 200, "{p}: {}", r.body);
+        for row in r.json()["rows"].as_array().unwrap() {
+            assert_eq!(row["origin|id"], "JFK", "{p}");
+        }
+        let csv = as_user(&s, "t-jfk", &format!("{p}&format=csv")).await;
+        assert!(
+            csv.body.lines().skip(1).all(|l| l.contains(",JFK,") || l.contains(",JFK\r") || l.is_empty()),
+            "{p}: {}",
+            csv.body
+        );
+        let api = as_user(&s, "t-jfk", &format!("{p}&format=jsonapi")).await.json();
+        for o in api["origin"].as_array().unwrap_or(&vec![]) {
+            assert_eq!(o["id"], "JFK", "{p}");
+        }
+    }
+    // Through a job, too.
+    let t = as_user(&s, "t-jfk", &format!("{}&asyncAfter=always", probes[1])).await.json()["jobTicket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = as_user(&s, "t-jfk", &format!("/v1/jobs/{t}/results?asyncAfter=never")).await.json();
+    assert!(r["rows"].as_array().unwrap().iter().all(|row| row["origin|id"] == "JFK"));
+}
