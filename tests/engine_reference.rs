@@ -57,6 +57,8 @@ struct Row {
     b1: Option<bool>,
     v1: Option<i64>,
     v2: Option<f64>,
+    /// A never-null, non-negative integer key.
+    k: i64,
 }
 
 const T0: i64 = 1_356_998_400_000; // 2013-01-01T00:00:00Z
@@ -79,6 +81,7 @@ fn random_rows(rng: &mut Rng, n: usize) -> Vec<Row> {
             b1: (!rng.chance(15)).then(|| rng.chance(50)),
             v1: (!rng.chance(20)).then(|| rng.below(2000) as i64 - 1000),
             v2: (!rng.chance(20)).then(|| (rng.below(4000) as f64 - 2000.0) / 4.0),
+            k: rng.below(60) as i64,
         })
         .collect();
     if rng.chance(70) {
@@ -96,6 +99,7 @@ fn batch_of(rows: &[Row]) -> RecordBatch {
         Field::new("b1", DataType::Boolean, true),
         Field::new("v1", DataType::Int64, true),
         Field::new("v2", DataType::Float64, true),
+        Field::new("k", DataType::Int64, false),
     ]));
     let cols: Vec<ArrayRef> = vec![
         Arc::new(TimestampMillisecondArray::from(rows.iter().map(|r| r.ts).collect::<Vec<_>>()).with_timezone("UTC")),
@@ -105,6 +109,7 @@ fn batch_of(rows: &[Row]) -> RecordBatch {
         Arc::new(BooleanArray::from(rows.iter().map(|r| r.b1).collect::<Vec<_>>())),
         Arc::new(Int64Array::from(rows.iter().map(|r| r.v1).collect::<Vec<_>>())),
         Arc::new(Float64Array::from(rows.iter().map(|r| r.v2).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(rows.iter().map(|r| r.k).collect::<Vec<_>>())),
     ];
     RecordBatch::try_new(schema, cols).unwrap()
 }
@@ -144,7 +149,7 @@ fn write_table(rng: &mut Rng, dir: &Path, rows: &[Row]) -> Vec<Arc<DataFile>> {
 
 const ZONES: [Tz; 4] =
     [chrono_tz::UTC, chrono_tz::America::New_York, chrono_tz::Europe::London, chrono_tz::Asia::Kolkata];
-const DIMS: [&str; 4] = ["s1", "s2", "i1", "b1"];
+const DIMS: [&str; 5] = ["s1", "s2", "i1", "b1", "k"];
 
 fn random_intervals(rng: &mut Rng, grain: Grain, tz: Tz) -> Vec<Interval> {
     let n = 1 + rng.below(3);
@@ -188,6 +193,7 @@ fn random_values(rng: &mut Rng, col: &str) -> Vec<String> {
         "s1" => ["a", "b", "c", "", "ab", "zz"].iter().map(|s| s.to_string()).collect(),
         "s2" => (0..35).map(|i| format!("k{i}")).collect(),
         "i1" => (-3..6).map(|i| i.to_string()).collect(),
+        "k" => (0..70).map(|i| i.to_string()).collect(),
         _ => vec!["true".into(), "false".into(), "".into()],
     };
     (0..1 + rng.below(3)).map(|_| rng.pick(&pool)).collect()
@@ -370,6 +376,7 @@ fn text(row: &Row, col: &str) -> Option<String> {
         "s1" => row.s1.clone(),
         "s2" => row.s2.clone(),
         "i1" => row.i1.map(|v| v.to_string()),
+        "k" => Some(row.k.to_string()),
         "b1" => row.b1.map(|v| v.to_string()),
         "v1" => row.v1.map(|v| v.to_string()),
         _ => row.v2.map(|v| v.to_string()),

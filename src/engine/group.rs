@@ -240,7 +240,12 @@ pub struct Partial {
     pub accs: Vec<Acc>,
     batches: usize,
     checked_groups: usize,
+    /// Value-indexed group ids for one bucket (see `assign_direct_int`).
+    direct: (u32, Vec<u32>),
 }
+
+/// Largest integer key the value-indexed table covers (4 MiB of u32 slots).
+const DIRECT_INT_MAX: i64 = 1 << 20;
 
 /// Per-query facts every worker needs.
 pub struct BatchContext<'a> {
@@ -266,7 +271,50 @@ impl Partial {
                 .collect(),
             batches: 0,
             checked_groups: 0,
+            direct: (SKIP, Vec::new()),
         }
+    }
+
+    /// One integer key and one time bucket (e.g. `all` grain grouped by an id column): map
+    /// each value straight to its group id through a value-indexed table — one random load
+    /// per row instead of a code lookup and a slot lookup. `false` when the batch does not
+    /// qualify (nulls, negative or large values, another type); `gids` is then untouched.
+    fn assign_direct_int(&mut self, bucket: u32, arr: &ArrayRef, gids: &mut [u32]) -> bool {
+        let Ok(v) = arrow::compute::cast(arr, &DataType::Int64) else { return false };
+        if !arr.data_type().is_integer() || v.null_count() != 0 {
+            return false;
+        }
+        let vals = v.as_primitive::<Int64Type>().values();
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for &x in vals.iter() {
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+        if vals.is_empty() || lo < 0 || hi >= DIRECT_INT_MAX {
+            return false;
+        }
+        if self.direct.0 != bucket {
+            self.direct = (bucket, Vec::new());
+        }
+        let table = &mut self.direct.1;
+        if table.len() <= hi as usize {
+            table.resize((hi as usize + 1).next_power_of_two(), SKIP);
+        }
+        for (g, &x) in gids.iter_mut().zip(vals.iter()) {
+            if *g == SKIP {
+                continue;
+            }
+            let found = table[x as usize];
+            *g = if found != SKIP {
+                found
+            } else {
+                let code = self.dims[0].code_int(x);
+                let id = self.groups.id(bucket, &[code]);
+                table[x as usize] = id;
+                id
+            };
+        }
+        true
     }
 
     /// An empty partial (no rows were read).
@@ -277,6 +325,7 @@ impl Partial {
             accs: vec![],
             batches: 0,
             checked_groups: 0,
+            direct: (SKIP, Vec::new()),
         }
     }
 
@@ -286,7 +335,7 @@ impl Partial {
         let g = self.groups.len();
         let keys = g * 4 * (1 + self.groups.width()) + self.groups.table_bytes();
         let dims: usize = self.dims.iter().map(|d| d.values.iter().map(|v| v.len() + 48).sum::<usize>()).sum();
-        keys + dims + self.accs.iter().map(|a| a.approx_bytes()).sum::<usize>()
+        keys + dims + self.direct.1.len() * 4 + self.accs.iter().map(|a| a.approx_bytes()).sum::<usize>()
     }
 
     /// Aggregates one record batch.
@@ -325,13 +374,19 @@ impl Partial {
             }
         }
         // 3. Dimension codes, 4. group ids.
-        let mut dim_codes: Vec<Vec<u32>> = Vec::with_capacity(plan.group_by.len());
-        for (j, gb) in plan.group_by.iter().enumerate() {
-            let mut out = Vec::with_capacity(n);
-            columns::dimension_codes(&gb.column, &col(&gb.column)?, &mut self.dims[j], &mut out)?;
-            dim_codes.push(out);
+        let direct = match (constant_bucket, plan.group_by.as_slice()) {
+            (Some(b), [gb]) => self.assign_direct_int(b, &col(&gb.column)?, &mut gids),
+            _ => false,
+        };
+        if !direct {
+            let mut dim_codes: Vec<Vec<u32>> = Vec::with_capacity(plan.group_by.len());
+            for (j, gb) in plan.group_by.iter().enumerate() {
+                let mut out = Vec::with_capacity(n);
+                columns::dimension_codes(&gb.column, &col(&gb.column)?, &mut self.dims[j], &mut out)?;
+                dim_codes.push(out);
+            }
+            self.groups.assign(&mut gids, &dim_codes);
         }
-        self.groups.assign(&mut gids, &dim_codes);
         if self.groups.len() > ctx.max_groups {
             return Err(EngineError::TooManyGroups(ctx.max_groups));
         }
