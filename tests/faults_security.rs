@@ -156,6 +156,7 @@ async fn kill_9_loses_no_finished_job() {
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let mut tickets = Vec::new();
+    let mut done_before: Vec<String> = Vec::new();
     {
         let _server = spawn(&cfg, port);
         wait_up(&base).await;
@@ -172,7 +173,7 @@ async fn kill_9_loses_no_finished_job() {
             tickets.push(v["jobTicket"].as_str().unwrap().to_string());
         }
         // Wait until the fast jobs are done, then kill -9 while the slow ones run.
-        for _ in 0..200 {
+        for _ in 0..600 {
             let v: serde_json::Value = client
                 .get(format!("{base}/v1/jobs?filters=status-eq%5Bsuccess%5D"))
                 .send()
@@ -181,7 +182,9 @@ async fn kill_9_loses_no_finished_job() {
                 .json()
                 .await
                 .unwrap();
-            if v["jobs"].as_array().map(|a| a.len()).unwrap_or(0) >= 40 {
+            done_before =
+                v["jobs"].as_array().unwrap().iter().map(|j| j["jobTicket"].as_str().unwrap().to_string()).collect();
+            if done_before.len() >= 40 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -213,6 +216,11 @@ async fn kill_9_loses_no_finished_job() {
         }
     }
     assert_eq!(ok + failed, 50);
-    assert!(ok >= 40, "{ok} finished jobs survived");
+    assert!(!done_before.is_empty(), "some jobs finished before the kill");
+    for t in &done_before {
+        let job: serde_json::Value =
+            client.get(format!("{base2}/v1/jobs/{t}")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(job["status"], "success", "job {t} finished before the kill and must survive it");
+    }
     eprintln!("after kill -9: {ok} results served, {failed} jobs marked failure");
 }
