@@ -107,10 +107,6 @@ pub fn load_config(config_dir: &std::path::Path) -> Result<(GatewayConfig, Catal
 }
 
 impl AppState {
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
-    }
-
     /// Records a finished (or failed) query in the counters.
     pub fn count(&self, r: &Result<crate::engine::QueryResult, crate::engine::EngineError>) {
         use std::sync::atomic::Ordering::Relaxed;

@@ -206,7 +206,7 @@ impl GatewayConfig {
         }
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
         let cfg: GatewayConfig =
-            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), toml_message(&e)))?;
+            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), toml_message(&text, &e)))?;
         cfg.validate().map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(cfg)
     }
@@ -268,12 +268,15 @@ impl GatewayConfig {
     }
 }
 
-/// A toml error as one line: "line L, column C: message".
-pub fn toml_message(e: &toml::de::Error) -> String {
-    let msg = e.message().trim().to_string();
+/// A toml error as one line, `line L: message`, located in `text`.
+pub fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim();
     match e.span() {
-        Some(span) => format!("at byte {}: {msg}", span.start),
-        None => msg,
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {msg}")
+        }
+        None => msg.to_string(),
     }
 }
 
@@ -303,7 +306,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error() {
-        let e = toml::from_str::<GatewayConfig>("[server]\nprot = 1\n").unwrap_err();
-        assert!(toml_message(&e).contains("unknown field `prot`"), "{}", toml_message(&e));
+        let text = "[server]\nprot = 1\n";
+        let e = toml::from_str::<GatewayConfig>(text).unwrap_err();
+        assert!(toml_message(text, &e).contains("unknown field `prot`"), "{}", toml_message(text, &e));
     }
 }

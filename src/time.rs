@@ -6,7 +6,7 @@
 //! fixed durations floored in local time. The grammar (alignment of `dateTime`) and the engine
 //! (bucket boundaries) both use these functions, so they can never disagree.
 
-use chrono::{Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike};
+use chrono::{Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use std::fmt;
 
@@ -353,17 +353,6 @@ pub fn iso_utc(ms: i64) -> String {
 /// `2014-09-01 00:00:00.000` in zone `tz` (the API's `output_datetime_format`).
 pub fn format_local(tz: Tz, ms: i64) -> String {
     to_local(tz, ms).format("%Y-%m-%d %H:%M:%S%.3f").to_string()
-}
-
-/// Local midnight of a date as an instant.
-pub fn local_midnight(tz: Tz, d: NaiveDate) -> i64 {
-    from_local(tz, d.and_hms_opt(0, 0, 0).unwrap_or_default())
-}
-
-/// Milliseconds of the day within local time (used by tests and the period arithmetic).
-pub fn local_ms_of_day(tz: Tz, ms: i64) -> i64 {
-    let t = to_local(tz, ms).time();
-    t.num_seconds_from_midnight() as i64 * MS_PER_SECOND + (t.nanosecond() / 1_000_000) as i64
 }
 
 #[cfg(test)]

@@ -98,23 +98,13 @@ fn list_toml(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 fn parse_file(path: &Path) -> Result<CatalogFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let de = toml::Deserializer::parse(&text).map_err(|e| format!("{}: {}", path.display(), located(&text, &e)))?;
+    let de = toml::Deserializer::parse(&text)
+        .map_err(|e| format!("{}: {}", path.display(), crate::config::toml_message(&text, &e)))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
-        format!("{}: key `{key}`: {}", path.display(), located(&text, &inner))
+        format!("{}: key `{key}`: {}", path.display(), crate::config::toml_message(&text, &inner))
     })
-}
-
-fn located(text: &str, e: &toml::de::Error) -> String {
-    let msg = e.message().trim();
-    match e.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {msg}")
-        }
-        None => msg.to_string(),
-    }
 }
 
 fn merge_defs<T>(
@@ -196,15 +186,15 @@ fn build_dimension(name: &str, spec: &DimensionSpec, root: &Path, p: &mut Proble
         None => None,
         Some(l) => {
             let path = root.join(&l.path);
-            let columns: Vec<Option<String>> = fields
+            // The key and explicitly mapped fields must exist; unmapped fields read a
+            // like-named column if there is one and stay empty otherwise.
+            let columns: Vec<lookup::LookupColumn> = fields
                 .iter()
                 .enumerate()
-                .map(|(i, f)| {
-                    if i == 0 {
-                        Some(l.key.clone())
-                    } else {
-                        l.fields.get(&f.name).cloned().or_else(|| Some(f.name.clone()))
-                    }
+                .map(|(i, f)| match (i, l.fields.get(&f.name)) {
+                    (0, _) => lookup::LookupColumn { name: l.key.clone(), required: true },
+                    (_, Some(c)) => lookup::LookupColumn { name: c.clone(), required: true },
+                    (_, None) => lookup::LookupColumn { name: f.name.clone(), required: false },
                 })
                 .collect();
             for mapped in l.fields.keys() {
@@ -215,16 +205,6 @@ fn build_dimension(name: &str, spec: &DimensionSpec, root: &Path, p: &mut Proble
                     );
                 }
             }
-            // Unmapped fields without a like-named column stay empty rather than failing.
-            let header = lookup_header(&path);
-            let columns: Vec<Option<String>> = columns
-                .into_iter()
-                .enumerate()
-                .map(|(i, c)| match (&header, c) {
-                    (Some(h), Some(c)) if i > 0 && !l.fields.contains_key(&fields[i].name) && !h.contains(&c) => None,
-                    (_, c) => c,
-                })
-                .collect();
             match lookup::load(&path, &columns, &l.null_values) {
                 Ok(t) => Some(Arc::new(t)),
                 Err(e) => {
@@ -245,16 +225,6 @@ fn build_dimension(name: &str, spec: &DimensionSpec, root: &Path, p: &mut Proble
         lookup,
         fact_values: OnceLock::new(),
     })
-}
-
-fn lookup_header(path: &Path) -> Option<Vec<String>> {
-    if path.extension().is_some_and(|e| e == "parquet") {
-        let f = std::fs::File::open(path).ok()?;
-        let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).ok()?;
-        return Some(b.schema().fields().iter().map(|f| f.name().clone()).collect());
-    }
-    let mut r = csv::Reader::from_path(path).ok()?;
-    Some(r.headers().ok()?.iter().map(|s| s.to_string()).collect())
 }
 
 fn field_names(fields: &[Field]) -> Vec<&str> {

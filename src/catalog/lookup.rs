@@ -47,26 +47,32 @@ impl LookupTable {
     }
 }
 
-/// Loads a lookup file. `columns[i]` is the lookup column for dimension field `i` (None: no
-/// such column, the field stays empty); `columns[0]` is the key column.
-pub fn load(path: &Path, columns: &[Option<String>], null_values: &[String]) -> Result<LookupTable, String> {
+/// The lookup column feeding one dimension field.
+#[derive(Debug, Clone)]
+pub struct LookupColumn {
+    pub name: String,
+    /// A missing required column is an error; a missing optional one leaves the field empty.
+    pub required: bool,
+}
+
+/// Loads a lookup file. `columns[i]` feeds dimension field `i`; `columns[0]` is the key.
+pub fn load(path: &Path, columns: &[LookupColumn], null_values: &[String]) -> Result<LookupTable, String> {
     let is_parquet = path.extension().is_some_and(|e| e == "parquet");
     let table = if is_parquet { load_parquet(path)? } else { load_csv(path)? };
     let (header, body) = table;
     let mut idx = Vec::with_capacity(columns.len());
     for c in columns {
-        match c {
-            Some(name) => match header.iter().position(|h| h == name) {
-                Some(i) => idx.push(Some(i)),
-                None => {
-                    return Err(format!(
-                        "column '{name}' is not in lookup {} (columns: {})",
-                        path.display(),
-                        header.join(", ")
-                    ));
-                }
-            },
-            None => idx.push(None),
+        match header.iter().position(|h| *h == c.name) {
+            Some(i) => idx.push(Some(i)),
+            None if !c.required => idx.push(None),
+            None => {
+                return Err(format!(
+                    "column '{}' is not in lookup {} (columns: {})",
+                    c.name,
+                    path.display(),
+                    header.join(", ")
+                ));
+            }
         }
     }
     let rows = body
@@ -146,12 +152,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("l.csv");
         std::fs::write(&p, "code,name,speed\nB,Beta,NA\nA,\"Alpha, Inc.\",12\n").unwrap();
-        let cols = vec![Some("code".to_string()), Some("name".to_string()), Some("speed".into()), None];
+        let col = |n: &str, required| LookupColumn { name: n.to_string(), required };
+        let cols = vec![col("code", true), col("name", true), col("speed", true), col("absent", false)];
         let t = load(&p, &cols, &["NA".to_string()]).unwrap();
         assert_eq!(t.keys(), ["A", "B"]);
         assert_eq!(t.get("A").unwrap(), ["A", "Alpha, Inc.", "12", ""]);
         assert_eq!(t.get("B").unwrap()[2], "");
-        let e = load(&p, &[Some("nope".into())], &[]).unwrap_err();
+        let e = load(&p, &[col("nope", true)], &[]).unwrap_err();
         assert!(e.contains("column 'nope' is not in lookup"), "{e}");
     }
 }

@@ -73,7 +73,7 @@ struct Evaluator<'a> {
     buckets: &'a Buckets,
     memo: HashMap<String, Col>,
     /// Top-level group of each base group.
-    top_member: Option<Vec<u32>>,
+    top_member: Vec<u32>,
 }
 
 impl Evaluator<'_> {
@@ -161,7 +161,7 @@ impl Evaluator<'_> {
         let values = self.eval(&of.kind, of.integer, &mid, false)?;
         // Each mid group lies in one output group: find it through any base member.
         let mut mid_to_top = vec![u32::MAX; mid.groups.len()];
-        let top_of_base = self.top_member.as_ref().ok_or_else(|| EngineError::Unsupported("no top level".into()))?;
+        let top_of_base = &self.top_member;
         for (bg, m) in member.iter().enumerate() {
             mid_to_top[*m as usize] = top_of_base[bg];
         }
@@ -223,7 +223,7 @@ pub fn finalize(plan: &QueryPlan, base: Option<Partial>, buckets: &Buckets) -> R
     } else {
         rollup(&base, &buckets.outer, buckets.outer_starts.clone())
     };
-    let mut ev = Evaluator { plan, base: &base, buckets, memo: HashMap::new(), top_member: Some(member) };
+    let mut ev = Evaluator { plan, base: &base, buckets, memo: HashMap::new(), top_member: member };
     let mut fields =
         vec![Field::new("dateTime", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false)];
     let n = top.groups.len();

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Reason, java_list};
 use crate::time::{self, Grain, Interval};
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use chrono_tz::Tz;
 use std::fmt;
 
@@ -621,11 +621,6 @@ impl fmt::Display for Term {
 /// Renders intervals that [`parse`] reads back into the same terms.
 pub fn render(intervals: &[(Term, Term)]) -> String {
     intervals.iter().map(|(s, e)| format!("{s}/{e}")).collect::<Vec<_>>().join(",")
-}
-
-/// Day of week helper used by tests of the week alignment.
-pub fn is_monday(tz: Tz, ms: i64) -> bool {
-    time::to_local(tz, ms).weekday() == chrono::Weekday::Mon
 }
 
 #[cfg(test)]

@@ -2,6 +2,11 @@ use super::*;
 use chrono_tz::America::New_York;
 use chrono_tz::UTC;
 
+fn is_monday(tz: Tz, ms: i64) -> bool {
+    use chrono::Datelike;
+    time::to_local(tz, ms).weekday() == chrono::Weekday::Mon
+}
+
 fn utc(s: &str) -> i64 {
     let fmt = if s.len() == 10 { format!("{s} 00:00:00") } else { s.to_string() };
     NaiveDateTime::parse_from_str(&fmt, "%Y-%m-%d %H:%M:%S").unwrap().and_utc().timestamp_millis()

@@ -132,7 +132,7 @@ fn metadata_csv(rows: &[Value]) -> Vec<u8> {
 pub fn tables(state: &AppState, ctx: &Ctx) -> Res {
     let cat = &state.catalog;
     if ctx.params.get("format").is_some_and(|f| f.eq_ignore_ascii_case("fullview")) {
-        return Ok(reply::json(200, &fullview(ctx, cat)));
+        return Ok(reply::json(200, &fullview(cat)));
     }
     let rows = cat
         .tables
@@ -143,7 +143,7 @@ pub fn tables(state: &AppState, ctx: &Ctx) -> Res {
     list(state, ctx, "rows", rows, "tables")
 }
 
-fn fullview(ctx: &Ctx, cat: &Catalog) -> Value {
+fn fullview(cat: &Catalog) -> Value {
     let tables: Vec<Value> = cat
         .tables
         .values()
@@ -176,7 +176,6 @@ fn fullview(ctx: &Ctx, cat: &Catalog) -> Value {
             json!({"name": t.name, "longName": t.long_name, "description": t.description, "category": t.category, "timeGrains": grains})
         })
         .collect();
-    let _ = ctx;
     json!({ "tables": tables })
 }
 

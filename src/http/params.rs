@@ -46,11 +46,6 @@ impl Params {
         self.values.get(name).map(|s| s.as_str())
     }
 
-    /// The longest value, for the parameter-size guard.
-    pub fn longest(&self) -> Option<(&str, usize)> {
-        self.values.iter().map(|(k, v)| (k.as_str(), v.len())).max_by_key(|(_, l)| *l)
-    }
-
     /// The query string with `page`/`perPage` replaced (pagination links), other parameters
     /// kept in their original order and spelling.
     pub fn with_page(&self, page: usize, per_page: usize) -> String {

@@ -44,15 +44,6 @@ impl View {
         self.lookups[d].get(key).and_then(|r| r.get(f)).map(|s| s.as_str()).unwrap_or("")
     }
 
-    /// Owned form of [`View::field_ref`].
-    pub fn field(&self, d: usize, f: usize, i: usize) -> String {
-        let key = self.key(d, i);
-        if f == 0 {
-            return key.to_string();
-        }
-        self.lookups[d].get(key).and_then(|r| r.get(f)).cloned().unwrap_or_default()
-    }
-
     fn metric_columns(&self) -> Vec<(String, ArrayRef)> {
         let n = self.dims.len();
         self.batch
@@ -200,7 +191,7 @@ pub fn jsonapi(view: &View) -> Vec<u8> {
                     }
                     let mut o = Map::new();
                     for f in fields {
-                        o.insert(gd.dim.fields[f].name.clone(), json!(view.field(d, f, i)));
+                        o.insert(gd.dim.fields[f].name.clone(), json!(view.field_ref(d, f, i)));
                     }
                     list.push(Value::Object(o));
                 }
@@ -276,7 +267,7 @@ impl Iterator for CsvChunks {
             csv_cell(&self.view.time(i), &mut out);
             for (d, f, _) in &self.headers {
                 out.push(',');
-                csv_cell(&self.view.field(*d, *f, i), &mut out);
+                csv_cell(self.view.field_ref(*d, *f, i), &mut out);
             }
             for (_, col) in &self.metrics {
                 out.push(',');
