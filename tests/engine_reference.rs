@@ -213,17 +213,7 @@ fn random_pred(rng: &mut Rng) -> Predicate {
 }
 
 fn random_plan(rng: &mut Rng, files: &[Arc<DataFile>]) -> QueryPlan {
-    let grain = rng.pick(&[
-        Grain::Second,
-        Grain::Minute,
-        Grain::Hour,
-        Grain::Day,
-        Grain::Week,
-        Grain::Month,
-        Grain::Quarter,
-        Grain::Year,
-        Grain::All,
-    ]);
+    let grain = rng.pick(&Grain::ALL_GRAINS);
     let tz = rng.pick(&ZONES);
     let intervals = random_intervals(rng, grain, tz);
     let ndims = rng.below(3) as usize;
@@ -620,58 +610,44 @@ fn cancellation_stops_the_scan() {
     assert!(matches!(r, Err(engine::EngineError::Canceled)) || plan.intervals.is_empty(), "{r:?}");
 }
 
-#[test]
-fn group_cap_is_a_typed_error() {
-    let mut rng = Rng(5);
-    let dir = tempfile::tempdir().unwrap();
+/// A plan over a random 1,500-row table grouped by `s2` over the whole span, for the caps.
+fn cap_plan(seed: u64, dir: &Path, grain: Grain, aggregations: Vec<AggregationPlan>, limits: Limits) -> QueryPlan {
+    let mut rng = Rng(seed);
     let rows = random_rows(&mut rng, 1500);
-    let files = write_table(&mut rng, dir.path(), &rows);
-    let plan = QueryPlan {
-        files,
+    QueryPlan {
+        files: write_table(&mut rng, dir, &rows),
         time_column: "ts".into(),
         intervals: vec![Interval::new(T0 - 1, T0 + SPAN + 1)],
-        grain: Grain::All,
+        grain,
         tz: chrono_tz::UTC,
         group_by: vec![GroupBy { name: "s2".into(), column: "s2".into() }],
         filters: vec![],
-        aggregations: vec![],
+        aggregations,
         outputs: vec![],
         shape: Shape::default(),
-        limits: Limits { max_groups: 5, max_buckets: 100, max_bytes: 1 << 30, threads: 2, min_split_rows: 1 << 16 },
-    };
+        limits,
+    }
+}
+
+#[test]
+fn group_cap_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { max_groups: 5, max_buckets: 100, threads: 2, ..Limits::default() };
+    let plan = cap_plan(5, dir.path(), Grain::All, vec![], limits);
     assert_eq!(engine::execute(&plan, &CancelToken::default()).unwrap_err(), engine::EngineError::TooManyGroups(5));
 }
 
 #[test]
 fn byte_cap_is_a_typed_error() {
-    let mut rng = Rng(6);
     let dir = tempfile::tempdir().unwrap();
-    let rows = random_rows(&mut rng, 1500);
-    let files = write_table(&mut rng, dir.path(), &rows);
-    let plan = QueryPlan {
-        files,
-        time_column: "ts".into(),
-        intervals: vec![Interval::new(T0 - 1, T0 + SPAN + 1)],
-        grain: Grain::Hour,
-        tz: chrono_tz::UTC,
-        group_by: vec![GroupBy { name: "s2".into(), column: "s2".into() }],
-        filters: vec![],
-        aggregations: vec![AggregationPlan {
-            name: "d".into(),
-            func: AggFunc::CountDistinct,
-            input: AggInput::Column("s1".into()),
-            filter: None,
-            integer: true,
-        }],
-        outputs: vec![],
-        shape: Shape::default(),
-        limits: Limits {
-            max_groups: 1_000_000,
-            max_buckets: 1_000_000,
-            max_bytes: 4096,
-            threads: 1,
-            min_split_rows: 1 << 16,
-        },
+    let distinct = AggregationPlan {
+        name: "d".into(),
+        func: AggFunc::CountDistinct,
+        input: AggInput::Column("s1".into()),
+        filter: None,
+        integer: true,
     };
+    let limits = Limits { max_bytes: 4096, threads: 1, ..Limits::default() };
+    let plan = cap_plan(6, dir.path(), Grain::Hour, vec![distinct], limits);
     assert_eq!(engine::execute(&plan, &CancelToken::default()).unwrap_err(), engine::EngineError::TooManyBytes(4096));
 }
