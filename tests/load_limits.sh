@@ -10,9 +10,8 @@ SECS="${1:-60}"
 PORT="${QUIVER_LOADL_PORT:-9993}"
 command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --quiet
-WORK=$(mktemp -d)
-cp -r config/. "$WORK/"
-sed -i "s|^dir = .*|dir = \"$WORK/jobs\"|; s|^data_root = .*|data_root = \"$PWD\"|" "$WORK/gateway.toml"
+. benches/serve.sh
+scratch_config
 {
   echo; echo "[auth]"; echo "enabled = true"
   for i in $(seq 1 10); do
@@ -35,10 +34,7 @@ request = function()
   return wrk.format("GET", queries[(n % #queries) + 1])
 end
 LUA
-./target/release/quiver serve --config "$WORK" --port "$PORT" > "$WORK/server.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT
-for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/status" > /dev/null && break; sleep 0.2; done
+start_quiver ./target/release/quiver "$PORT" || exit 1
 ( end=$((SECONDS + SECS)); while [ $SECONDS -lt $end ]; do
     curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^quiver_in_flight_queries_max_per_user / {u=$2} /^quiver_in_flight_queries\{class="all"\}/ {g=$2} END {print u, g}'
     sleep 0.1

@@ -1,0 +1,29 @@
+# Shared by the benchmark and proof scripts (source it from the repository root): a scratch
+# copy of the embedded configuration and a quiver server on loopback.
+#   scratch_config            -> WORK: a temporary config dir (jobs inside it), removed on exit
+#   unlimited                 -> lifts the concurrency limits in WORK/gateway.toml
+#   start_quiver BIN PORT ... -> serves WORK on PORT (extra args go to `serve`), waits for /status
+
+scratch_config() {
+  WORK=$(mktemp -d)
+  cp -r config/. "$WORK/"
+  sed -i "s|^dir = .*|dir = \"$WORK/jobs\"|; s|^data_root = .*|data_root = \"$PWD\"|" "$WORK/gateway.toml"
+  trap 'kill ${PID:-} 2>/dev/null; rm -rf "$WORK"' EXIT
+}
+
+unlimited() {
+  sed -i "s|^request_limit_per_user = .*|request_limit_per_user = -1|; s|^request_limit_global = .*|request_limit_global = -1|" "$WORK/gateway.toml"
+}
+
+start_quiver() {
+  local bin=$1 port=$2
+  shift 2
+  "$bin" serve --config "$WORK" --port "$port" "$@" > "$WORK/server.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 50); do
+    curl -sf "http://127.0.0.1:$port/status" > /dev/null && return 0
+    sleep 0.2
+  done
+  echo "quiver did not start; see $WORK/server.log" >&2
+  return 1
+}
