@@ -265,6 +265,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down: no new connections");
         };
+        // Distinct values of dimensions without a lookup come from a scan of the facts; do it
+        // now in the background rather than inside the first metadata request.
+        let warm = state.clone();
+        tokio::task::spawn_blocking(move || {
+            for d in warm.catalog.dimensions.values() {
+                if let Err(e) = quiver::request::dimension_rows(&warm.catalog, d) {
+                    tracing::warn!(dimension = %d.name, "cannot list values: {e}");
+                }
+            }
+        });
         let jobs = state.jobs.clone();
         let sweeper = {
             let jobs = jobs.clone();
