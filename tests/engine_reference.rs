@@ -13,7 +13,8 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampMillisecondType};
 use chrono_tz::Tz;
 use parquet::arrow::ArrowWriter;
-use parquet::file::properties::WriterProperties;
+use parquet::basic::Compression;
+use parquet::file::properties::{WriterProperties, WriterVersion};
 use quiver::catalog::expr::{self, Expr};
 use quiver::catalog::physical::{self, DataFile};
 use quiver::engine::plan::*;
@@ -67,6 +68,9 @@ const SPAN: i64 = 400 * 86_400_000;
 fn random_rows(rng: &mut Rng, n: usize) -> Vec<Row> {
     let s1s = ["a", "b", "c", "", "ab", "ba"];
     let s2s: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    // Some tables have no nulls at all, so the page decoder reads them (it takes only
+    // null-free column chunks).
+    let nulls = rng.chance(45);
     let mut rows: Vec<Row> = (0..n)
         .map(|_| Row {
             // Cluster around DST changes sometimes.
@@ -83,11 +87,24 @@ fn random_rows(rng: &mut Rng, n: usize) -> Vec<Row> {
             v2: (!rng.chance(20)).then(|| (rng.below(4000) as f64 - 2000.0) / 4.0),
             k: rng.below(60) as i64,
         })
+        .map(|r| if nulls { r } else { without_nulls(r) })
         .collect();
     if rng.chance(70) {
         rows.sort_by_key(|r| r.ts);
     }
     rows
+}
+
+fn without_nulls(r: Row) -> Row {
+    Row {
+        s1: Some(r.s1.unwrap_or_else(|| "ba".into())),
+        s2: Some(r.s2.unwrap_or_else(|| "k7".into())),
+        i1: Some(r.i1.unwrap_or(3)),
+        b1: Some(r.b1.unwrap_or(true)),
+        v1: Some(r.v1.unwrap_or(-7)),
+        v2: Some(r.v2.unwrap_or(0.25)),
+        ..r
+    }
 }
 
 fn batch_of(rows: &[Row]) -> RecordBatch {
@@ -132,6 +149,13 @@ fn write_table(rng: &mut Rng, dir: &Path, rows: &[Row]) -> Vec<Arc<DataFile>> {
             .set_data_page_row_count_limit(2 + rng.below(20) as usize)
             .set_write_batch_size(2)
             .set_dictionary_enabled(dict)
+            // Tiny dictionaries overflow mid-chunk (later pages PLAIN), as real ones do.
+            .set_dictionary_page_size_limit(if rng.chance(30) { 40 } else { 1 << 20 })
+            .set_writer_version(if rng.chance(50) { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 })
+            .set_compression(if rng.chance(50) { Compression::SNAPPY } else { Compression::UNCOMPRESSED })
+            // Some files lack the offset index (pages are then found by their headers); the
+            // first keeps it so the page-index assertion below holds.
+            .set_offset_index_disabled(i > 0 && rng.chance(40))
             .build();
         let file = std::fs::File::create(&path).unwrap();
         let b = batch_of(part);
@@ -338,6 +362,7 @@ fn random_plan(rng: &mut Rng, files: &[Arc<DataFile>]) -> QueryPlan {
             threads: 1 + rng.below(3) as usize,
             // Tiny slices, so row groups are split between workers in many plans.
             min_split_rows: 1 + rng.below(40) as usize,
+            page_decoder: true,
         },
     }
 }
@@ -561,7 +586,8 @@ fn same(a: &V, b: &V) -> bool {
 fn engine_equals_reference_on_random_tables_and_plans() {
     let tables: u64 = std::env::var("QUIVER_REF_TABLES").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let plans_per_table: u64 = std::env::var("QUIVER_REF_PLANS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
-    let (mut checked, mut nonempty, mut rows_compared) = (0, 0, 0);
+    let (mut checked, mut nonempty, mut rows_compared, mut direct) = (0, 0, 0, 0);
+    let (mut big_tables, mut paged_tables) = (0, 0);
     for seed in 0..tables {
         let mut rng = Rng(seed * 7919 + 17);
         let dir = tempfile::tempdir().unwrap();
@@ -569,30 +595,50 @@ fn engine_equals_reference_on_random_tables_and_plans() {
         let rows = random_rows(&mut rng, n);
         let files = write_table(&mut rng, dir.path(), &rows);
         if n >= 400 {
-            assert!(files.iter().any(|f| f.page_times.iter().any(|p| p.is_some())), "the page index is exercised");
+            big_tables += 1;
+            paged_tables += usize::from(files.iter().any(|f| f.page_times.iter().any(|p| p.is_some())));
         }
         for p in 0..plans_per_table {
-            let plan = random_plan(&mut rng, &files);
-            let got = engine::execute(&plan, &CancelToken::default())
-                .unwrap_or_else(|e| panic!("seed {seed} plan {p}: engine error {e}\n{plan:#?}"));
+            let mut plan = random_plan(&mut rng, &files);
             let want = reference(&plan, &rows);
-            let got_rows = engine_rows(&got.batch, plan.group_by.len());
-            let ok = got_rows.len() == want.len()
-                && got_rows.iter().zip(&want).all(|(g, w)| {
-                    g.0 == w.0 && g.1 == w.1 && g.2.len() == w.2.len() && g.2.iter().zip(&w.2).all(|(a, b)| same(a, b))
-                });
-            assert!(
-                ok,
-                "seed {seed} plan {p} (base grain {}):\nplan: {:#?}\nengine: {got_rows:?}\nreference: {want:?}",
-                base_grain(&plan),
-                QueryPlan { files: vec![], ..plan.clone() }
-            );
+            // Every plan runs through the page decoder (where row groups qualify) and
+            // through the Arrow reader alone; both must match the reference.
+            for decoder in [true, false] {
+                plan.limits.page_decoder = decoder;
+                let got = engine::execute(&plan, &CancelToken::default())
+                    .unwrap_or_else(|e| panic!("seed {seed} plan {p} decoder {decoder}: engine error {e}\n{plan:#?}"));
+                if decoder {
+                    direct += usize::from(got.stats.direct_units > 0);
+                } else {
+                    assert_eq!(got.stats.direct_units, 0);
+                }
+                let got_rows = engine_rows(&got.batch, plan.group_by.len());
+                let ok = got_rows.len() == want.len()
+                    && got_rows.iter().zip(&want).all(|(g, w)| {
+                        g.0 == w.0
+                            && g.1 == w.1
+                            && g.2.len() == w.2.len()
+                            && g.2.iter().zip(&w.2).all(|(a, b)| same(a, b))
+                    });
+                assert!(
+                    ok,
+                    "seed {seed} plan {p} decoder {decoder} (base grain {}):\nplan: {:#?}\nengine: {got_rows:?}\nreference: {want:?}",
+                    base_grain(&plan),
+                    QueryPlan { files: vec![], ..plan.clone() }
+                );
+            }
             checked += 1;
             nonempty += usize::from(!want.is_empty());
             rows_compared += want.len();
         }
     }
-    eprintln!("{checked} random plans matched the reference ({nonempty} with rows, {rows_compared} rows compared)");
+    eprintln!(
+        "{checked} random plans matched the reference ({nonempty} with rows, {rows_compared} rows compared, \
+         {direct} read at least partly by the page decoder)"
+    );
+    assert!(direct * 5 > checked, "only {direct} of {checked} plans exercised the page decoder");
+    // Row groups with several pages, so the page index prunes inside row groups.
+    assert!(paged_tables * 2 > big_tables, "only {paged_tables} of {big_tables} large tables have a page index");
     // The generator must exercise real results, not mostly empty ones.
     assert!(nonempty * 2 > checked, "only {nonempty} of {checked} plans produced rows");
 }

@@ -256,6 +256,17 @@ pub fn apply_predicate(name: &str, op: &PredOp, arr: &ArrayRef, mask: &mut [bool
     Ok(())
 }
 
+/// Whether a non-null integer passes `op`, as [`apply_predicate`] decides it row by row:
+/// `in`/`notin` compare numerically, comparisons as f64, the rest on the decimal text.
+pub fn int_matches(op: &PredOp, x: i64) -> bool {
+    match op {
+        PredOp::In(vals) => vals.iter().any(|v| v.parse::<i64>() == Ok(x)),
+        PredOp::NotIn(vals) => !vals.iter().any(|v| v.parse::<i64>() == Ok(x)),
+        PredOp::Cmp(c, k) => c.test(x as f64, *k),
+        other => other.matches_text(Some(&x.to_string())),
+    }
+}
+
 /// A column as i64 values (cast), with its nulls.
 pub fn as_i64(name: &str, arr: &ArrayRef) -> Result<Int64Array, EngineError> {
     if !(arr.data_type().is_numeric() || matches!(arr.data_type(), DataType::Boolean)) {

@@ -338,7 +338,6 @@ impl Partial {
         keys + dims + self.direct.1.len() * 4 + self.accs.iter().map(|a| a.approx_bytes()).sum::<usize>()
     }
 
-    /// Aggregates one record batch.
     /// Aggregates one record batch. `constant_bucket` is the base bucket of every row when
     /// the row group lies inside one bucket (the time column is then not even read).
     pub fn process(
@@ -387,6 +386,20 @@ impl Partial {
             }
             self.groups.assign(&mut gids, &dim_codes);
         }
+        self.aggregate(&gids, &col, n, ctx)
+    }
+
+    /// Folds one batch whose rows already carry group ids (`SKIP` = not aggregated) into
+    /// the accumulators, after checking the group and memory caps. `col` reads the
+    /// batch's input columns.
+    pub fn aggregate(
+        &mut self,
+        gids: &[u32],
+        col: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
+        n: usize,
+        ctx: &BatchContext,
+    ) -> Result<(), EngineError> {
+        let plan = ctx.plan;
         if self.groups.len() > ctx.max_groups {
             return Err(EngineError::TooManyGroups(ctx.max_groups));
         }
@@ -411,7 +424,7 @@ impl Partial {
                 }
                 None => None,
             };
-            update_one(acc, a.func, &a.input, &col, n, &gids, mask.as_deref())?;
+            update_one(acc, a.func, &a.input, col, n, gids, mask.as_deref())?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ pub mod columns;
 pub mod finalize;
 pub mod group;
 pub mod hll;
+pub mod pages;
 pub mod plan;
 pub mod scan;
 pub mod shape;
@@ -66,6 +67,8 @@ pub struct ScanStats {
     pub rows_scanned: u64,
     pub bytes_scanned: u64,
     pub groups: usize,
+    /// Row groups (or slices of them) read by the page decoder.
+    pub direct_units: u64,
     pub elapsed_ms: f64,
 }
 
@@ -139,6 +142,7 @@ pub fn execute(plan: &QueryPlan, cancel: &CancelToken) -> Result<QueryResult, En
         rows_scanned: counters.rows.load(Ordering::Relaxed),
         bytes_scanned: counters.bytes.load(Ordering::Relaxed),
         groups,
+        direct_units: counters.direct_units.load(Ordering::Relaxed),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
     };
     Ok(QueryResult { batch, stats })

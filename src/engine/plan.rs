@@ -286,6 +286,9 @@ pub struct Limits {
     pub threads: usize,
     /// Smallest row slice a row group is split into to share it between workers.
     pub min_split_rows: usize,
+    /// Read qualifying row groups with the engine's own page decoder (`engine::pages`)
+    /// instead of the Arrow reader.
+    pub page_decoder: bool,
 }
 
 impl Default for Limits {
@@ -296,6 +299,7 @@ impl Default for Limits {
             max_bytes: 2 << 30,
             threads: 0,
             min_split_rows: 1 << 16,
+            page_decoder: true,
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::EngineError;
 use super::buckets::Buckets;
 use super::group::{BatchContext, Partial};
+use super::pages;
 use super::plan::{CancelToken, PredOp, QueryPlan};
 use crate::catalog::physical::DataFile;
 use arrow::array::{Array, AsArray};
@@ -185,6 +186,8 @@ pub struct Counters {
     pub rows: AtomicU64,
     pub bytes: AtomicU64,
     pub row_groups: AtomicU64,
+    /// Units read by the page decoder ([`pages`]) rather than the Arrow reader.
+    pub direct_units: AtomicU64,
 }
 
 /// Reads and aggregates the units on up to `threads` workers.
@@ -295,11 +298,6 @@ fn read_unit(
     }
     let descr = f.metadata.metadata().file_metadata().schema_descr_ptr();
     let bytes: i64 = indices.iter().filter_map(|&i| rg_meta.columns().get(i)).map(|c| c.compressed_size()).sum();
-    let file = std::fs::File::open(&f.path).map_err(|e| EngineError::file(&f.path, e))?;
-    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, f.metadata.clone())
-        .with_projection(ProjectionMask::roots(&descr, indices))
-        .with_row_groups(vec![u.row_group])
-        .with_batch_size(BATCH_ROWS);
     let pages = page_selection(f, u.row_group, &plan.intervals);
     let slice = u.rows.map(|(start, len)| {
         let total = rg_meta.num_rows().max(0) as usize;
@@ -313,17 +311,39 @@ fn read_unit(
         (Some(p), Some(s)) => Some(p.intersection(&s)),
         (p, s) => p.or(s),
     };
-    if let Some(sel) = selection {
-        builder = builder.with_row_selection(sel);
-    }
-    let reader = builder.build().map_err(|e| EngineError::file(&f.path, e))?;
-    for batch in reader {
-        if cancel.is_canceled() {
-            return Err(EngineError::Canceled);
+    let direct = if plan.limits.page_decoder { pages::prepare(plan, f, u.row_group, constant.is_some()) } else { None };
+    if let Some(specs) = direct {
+        pages::read_unit(
+            plan,
+            u.file,
+            u.row_group,
+            &specs,
+            selection.as_ref(),
+            constant,
+            part,
+            ctx,
+            cancel,
+            &counters.rows,
+        )?;
+        counters.direct_units.fetch_add(1, Ordering::Relaxed);
+    } else {
+        let file = std::fs::File::open(&f.path).map_err(|e| EngineError::file(&f.path, e))?;
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, f.metadata.clone())
+            .with_projection(ProjectionMask::roots(&descr, indices))
+            .with_row_groups(vec![u.row_group])
+            .with_batch_size(BATCH_ROWS);
+        if let Some(sel) = selection {
+            builder = builder.with_row_selection(sel);
         }
-        let batch = batch.map_err(|e| EngineError::file(&f.path, e))?;
-        counters.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
-        part.process(&batch, ctx, constant)?;
+        let reader = builder.build().map_err(|e| EngineError::file(&f.path, e))?;
+        for batch in reader {
+            if cancel.is_canceled() {
+                return Err(EngineError::Canceled);
+            }
+            let batch = batch.map_err(|e| EngineError::file(&f.path, e))?;
+            counters.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            part.process(&batch, ctx, constant)?;
+        }
     }
     // A split row group counts once (with its first slice).
     if u.rows.is_none_or(|(start, _)| start == 0) {

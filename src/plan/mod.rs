@@ -182,6 +182,7 @@ pub fn build(cat: &Catalog, cfg: &GatewayConfig, req: &DataRequest, p: &Physical
             max_buckets: cfg.query.max_buckets,
             max_bytes: cfg.query.max_query_bytes,
             threads: cfg.query.scan_threads,
+            page_decoder: cfg.query.page_decoder,
             ..Limits::default()
         },
     })
