@@ -3,7 +3,7 @@
 //! A [`Partial`] is one worker's state; partials merge by dimension *values*, once.
 
 use super::EngineError;
-use super::accum::{Acc, Input};
+use super::accum::{Acc, Input, LANE_GROUPS, Partition};
 use super::buckets::{Buckets, SKIP};
 use super::columns::{self, DimCodes};
 use super::hll::hash_str;
@@ -414,6 +414,11 @@ impl Partial {
         }
         // 5. Aggregations.
         let ngroups = self.groups.len();
+        // Few groups and several unfiltered aggregations: sort the rows by group once.
+        let partition = (ngroups <= LANE_GROUPS
+            && plan.aggregations.len() >= 2
+            && plan.aggregations.iter().all(|a| a.filter.is_none()))
+        .then(|| Partition::new(gids, ngroups));
         for (a, acc) in plan.aggregations.iter().zip(self.accs.iter_mut()) {
             acc.resize(ngroups);
             let mask = match &a.filter {
@@ -424,12 +429,13 @@ impl Partial {
                 }
                 None => None,
             };
-            update_one(acc, a.func, &a.input, col, n, gids, mask.as_deref())?;
+            update_one(acc, a.func, &a.input, col, n, gids, mask.as_deref(), partition.as_ref())?;
         }
         Ok(())
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn update_one(
     acc: &mut Acc,
     func: AggFunc,
@@ -438,7 +444,14 @@ fn update_one(
     n: usize,
     gids: &[u32],
     mask: Option<&[bool]>,
+    partition: Option<&Partition>,
 ) -> Result<(), EngineError> {
+    // Through the partition when there is one and the input has no nulls.
+    let fold = |acc: &mut Acc, input: &Input| {
+        if mask.is_some() || !partition.is_some_and(|p| acc.update_partitioned(p, input)) {
+            acc.update(gids, mask, input);
+        }
+    };
     let arr: Option<ArrayRef> = match input {
         AggInput::Rows => None,
         AggInput::Column(c) => Some(col(c)?),
@@ -449,19 +462,19 @@ fn update_one(
         _ => "expression",
     };
     let Some(arr) = arr else {
-        acc.update(gids, mask, &Input::Rows);
+        fold(acc, &Input::Rows);
         return Ok(());
     };
     let valid = columns::validity(arr.as_ref());
     match func {
-        AggFunc::Count => acc.update(gids, mask, &Input::Valid(valid.as_deref())),
+        AggFunc::Count => fold(acc, &Input::Valid(valid.as_deref())),
         AggFunc::LongSum => {
             let v = columns::as_i64(name, &arr)?;
-            acc.update(gids, mask, &Input::I64(v.values(), valid.as_deref()));
+            fold(acc, &Input::I64(v.values(), valid.as_deref()));
         }
         AggFunc::DoubleSum => {
             let v = columns::as_f64(name, &arr)?;
-            acc.update(gids, mask, &Input::F64(v.values(), valid.as_deref()));
+            fold(acc, &Input::F64(v.values(), valid.as_deref()));
         }
         AggFunc::Min | AggFunc::Max => {
             if matches!(acc, Acc::MinI(_) | Acc::MaxI(_)) {

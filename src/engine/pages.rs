@@ -31,6 +31,9 @@ use std::sync::Arc;
 /// Rows per batch: small enough that a batch's buffers stay in the CPU caches.
 const BATCH: usize = 4096;
 
+/// Largest table of local-code combinations (entries) for the one-bucket group lookup.
+const COMBO_MAX: usize = 1 << 16;
+
 /// The value domain of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -248,8 +251,10 @@ struct UnitState {
     hits: Vec<Vec<u8>>,
     /// Per dimension: its code in the partial's interner, `SKIP` = not yet interned.
     dim_maps: Vec<Vec<u32>>,
-    /// One dimension and a constant bucket: the group of each local code.
-    gid_of_local: Vec<u32>,
+    /// Constant bucket: the group of each combination of the dimensions' local codes
+    /// (`SKIP` = not yet looked up), laid out by `combo_lens`.
+    combo: Vec<u32>,
+    combo_lens: Vec<usize>,
     /// Which cursor feeds each dimension and each filter.
     dim_cursor: Vec<usize>,
     filter_cursor: Vec<usize>,
@@ -261,7 +266,8 @@ impl UnitState {
         UnitState {
             hits: vec![Vec::new(); plan.filters.len()],
             dim_maps: vec![Vec::new(); plan.group_by.len()],
-            gid_of_local: Vec::new(),
+            combo: Vec::new(),
+            combo_lens: Vec::new(),
             dim_cursor: (0..plan.group_by.len()).map(|j| find(&|s| s.dims.contains(&j))).collect(),
             filter_cursor: (0..plan.filters.len()).map(|k| find(&|s| s.filters.contains(&k))).collect(),
         }
@@ -330,22 +336,42 @@ impl UnitState {
             }
         }
         // 3. Groups.
-        match (constant, plan.group_by.len()) {
-            (Some(bucket), 1) => {
-                let c = &cursors[self.dim_cursor[0]];
-                if self.gid_of_local.len() < c.vals.len() {
-                    self.gid_of_local.resize(c.vals.len(), SKIP);
+        let ndims = plan.group_by.len();
+        let lens: Vec<usize> = self.dim_cursor.iter().map(|&c| cursors[c].vals.len()).collect();
+        let space = lens.iter().try_fold(1usize, |a, &l| a.checked_mul(l.max(1)));
+        match (constant, space) {
+            // One bucket and a small space of local-code combinations: each combination's
+            // group is looked up once per unit, then one table load per row.
+            (Some(bucket), Some(space)) if space <= COMBO_MAX => {
+                if self.combo_lens != lens || self.combo.len() != space {
+                    self.combo = vec![SKIP; space];
+                    self.combo_lens = lens;
                 }
-                for (g, &l) in gids.iter_mut().zip(&c.locals) {
+                let mut slots: Vec<u32> = match self.dim_cursor.first() {
+                    Some(&c) => cursors[c].locals.clone(),
+                    None => vec![0; n],
+                };
+                for (j, &c) in self.dim_cursor.iter().enumerate().skip(1) {
+                    let width = self.combo_lens[j] as u32;
+                    for (s, &l) in slots.iter_mut().zip(&cursors[c].locals) {
+                        *s = *s * width + l;
+                    }
+                }
+                let mut codes = Vec::with_capacity(ndims);
+                for (i, (g, &s)) in gids.iter_mut().zip(&slots).enumerate() {
                     if *g == SKIP {
                         continue;
                     }
-                    let slot = &mut self.gid_of_local[l as usize];
-                    if *slot == SKIP {
-                        let code = c.vals.intern(l as usize, &mut part.dims[0]);
-                        *slot = part.groups.id(bucket, &[code]);
+                    let e = &mut self.combo[s as usize];
+                    if *e == SKIP {
+                        codes.clear();
+                        for (j, &c) in self.dim_cursor.iter().enumerate() {
+                            let cur = &cursors[c];
+                            codes.push(cur.vals.intern(cur.locals[i] as usize, &mut part.dims[j]));
+                        }
+                        *e = part.groups.id(bucket, &codes);
                     }
-                    *g = *slot;
+                    *g = *e;
                 }
             }
             _ => {
