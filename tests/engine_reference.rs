@@ -262,6 +262,8 @@ fn random_plan(rng: &mut Rng, files: &[Arc<DataFile>]) -> QueryPlan {
         (AggFunc::DoubleSum, AggInput::Expr(expr::parse("v1 * 2 + v2 * (1 - 0.5)").unwrap()), false),
         (AggFunc::LongSum, AggInput::Column("i1".into()), true),
         (AggFunc::Max, AggInput::Expr(expr::parse("v2 - v1 / (v2 + 1) - -v1").unwrap()), false),
+        // Contains the first expression: evaluated once per batch, reused here.
+        (AggFunc::DoubleSum, AggInput::Expr(expr::parse("(v1 * 2 + v2 * (1 - 0.5)) * (v2 - 3)").unwrap()), false),
     ];
     let naggs = 1 + rng.below(4) as usize;
     let mut aggregations = Vec::new();

@@ -293,7 +293,18 @@ pub fn eval_expr(
     column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
     n: usize,
 ) -> Result<Float64Array, EngineError> {
-    Ok(match eval_val(expr, column)? {
+    eval_expr_reusing(expr, column, n, &[])
+}
+
+/// [`eval_expr`], taking any subexpression found in `done` (expressions already evaluated
+/// over the same rows) from there instead of computing it again.
+pub fn eval_expr_reusing(
+    expr: &Expr,
+    column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
+    n: usize,
+    done: &[(&Expr, Float64Array)],
+) -> Result<Float64Array, EngineError> {
+    Ok(match eval_val(expr, column, done)? {
         Val::Scalar(v) => Float64Array::from(vec![v; n]),
         Val::Col(a) => a,
         Val::Arr(v, nulls) => Float64Array::new(v.into(), nulls),
@@ -319,11 +330,20 @@ impl Val {
     }
 }
 
-fn eval_val(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>) -> Result<Val, EngineError> {
+fn eval_val(
+    expr: &Expr,
+    column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
+    done: &[(&Expr, Float64Array)],
+) -> Result<Val, EngineError> {
+    if matches!(expr, Expr::Bin(..) | Expr::Neg(_))
+        && let Some((_, a)) = done.iter().find(|(e, _)| *e == expr)
+    {
+        return Ok(Val::Col(a.clone()));
+    }
     Ok(match expr {
         Expr::Num(v) => Val::Scalar(*v),
         Expr::Ref(c) => Val::Col(as_f64(c, &column(c)?)?),
-        Expr::Neg(e) => match eval_val(e, column)? {
+        Expr::Neg(e) => match eval_val(e, column, done)? {
             Val::Scalar(v) => Val::Scalar(-v),
             other => {
                 let (mut v, nulls) = other.owned();
@@ -333,7 +353,7 @@ fn eval_val(expr: &Expr, column: &dyn Fn(&str) -> Result<ArrayRef, EngineError>)
         },
         Expr::Bin(op, a, b) => {
             let op = *op;
-            match (eval_val(a, column)?, eval_val(b, column)?) {
+            match (eval_val(a, column, done)?, eval_val(b, column, done)?) {
                 (Val::Scalar(x), Val::Scalar(y)) => Val::Scalar(op.apply(x, y)),
                 (left, Val::Scalar(y)) => {
                     let (mut v, nulls) = left.owned();

@@ -8,7 +8,8 @@ use super::buckets::{Buckets, SKIP};
 use super::columns::{self, DimCodes};
 use super::hll::hash_str;
 use super::plan::{AggFunc, AggInput, QueryPlan};
-use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, RecordBatch};
+use crate::catalog::expr::Expr;
+use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, Float64Array, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use rustc_hash::FxHashMap;
 
@@ -419,6 +420,7 @@ impl Partial {
             && plan.aggregations.len() >= 2
             && plan.aggregations.iter().all(|a| a.filter.is_none()))
         .then(|| Partition::new(gids, ngroups));
+        let mut evaluated: Vec<(&Expr, Float64Array)> = Vec::new();
         for (a, acc) in plan.aggregations.iter().zip(self.accs.iter_mut()) {
             acc.resize(ngroups);
             let mask = match &a.filter {
@@ -429,7 +431,22 @@ impl Partial {
                 }
                 None => None,
             };
-            update_one(acc, a.func, &a.input, col, n, gids, mask.as_deref(), partition.as_ref())?;
+            // Expressions see the results of earlier ones: `price * (1 - discount)` computed
+            // for one metric is reused inside `price * (1 - discount) * (1 + tax)`.
+            let arr: Option<ArrayRef> = match &a.input {
+                AggInput::Rows => None,
+                AggInput::Column(c) => Some(col(c)?),
+                AggInput::Expr(e) => {
+                    let v = columns::eval_expr_reusing(e, col, n, &evaluated)?;
+                    evaluated.push((e, v.clone()));
+                    Some(std::sync::Arc::new(v))
+                }
+            };
+            let name = match &a.input {
+                AggInput::Column(c) => c.as_str(),
+                _ => "expression",
+            };
+            update_one(acc, a.func, name, arr, n, gids, mask.as_deref(), partition.as_ref())?;
         }
         Ok(())
     }
@@ -439,8 +456,8 @@ impl Partial {
 fn update_one(
     acc: &mut Acc,
     func: AggFunc,
-    input: &AggInput,
-    col: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
+    name: &str,
+    arr: Option<ArrayRef>,
     n: usize,
     gids: &[u32],
     mask: Option<&[bool]>,
@@ -451,15 +468,6 @@ fn update_one(
         if mask.is_some() || !partition.is_some_and(|p| acc.update_partitioned(p, input)) {
             acc.update(gids, mask, input);
         }
-    };
-    let arr: Option<ArrayRef> = match input {
-        AggInput::Rows => None,
-        AggInput::Column(c) => Some(col(c)?),
-        AggInput::Expr(e) => Some(std::sync::Arc::new(columns::eval_expr(e, col, n)?)),
-    };
-    let name = match input {
-        AggInput::Column(c) => c.as_str(),
-        _ => "expression",
     };
     let Some(arr) = arr else {
         fold(acc, &Input::Rows);

@@ -886,15 +886,19 @@ impl Cursor {
         Ok(())
     }
 
-    /// Dictionary indices of the next `k` values into `scratch`, checked against the dictionary.
-    fn indices(&mut self, k: usize) -> Result<(), String> {
+    /// Dictionary indices of the next `k` values into `scratch`. With `check`, every index
+    /// is verified against the dictionary (unless its bit width cannot exceed it); without,
+    /// the caller must look them up with [`gather`].
+    fn indices(&mut self, k: usize, check: bool) -> Result<(), String> {
         let page = self.page.as_mut().ok_or("no page")?;
         let h = page.dict.as_mut().ok_or("no dictionary")?;
         self.scratch.clear();
         h.read(&page.buf, k, &mut self.scratch)?;
-        let max = self.scratch.iter().copied().max().unwrap_or(0) as usize;
-        if k > 0 && max >= self.dict_len {
-            return Err(format!("dictionary index {max} is out of range ({} entries)", self.dict_len));
+        if check && (1u64 << h.bw) > self.dict_len as u64 {
+            let limit = self.dict_len as u32;
+            if self.scratch.iter().fold(false, |bad, &i| bad | (i >= limit)) {
+                return Err(format!("a dictionary index is out of range ({} entries)", self.dict_len));
+            }
         }
         Ok(())
     }
@@ -921,7 +925,7 @@ impl Cursor {
     fn read_locals(&mut self, n: usize, out: &mut Vec<u32>) -> Result<(), String> {
         self.each(n, |c, k| {
             if c.page.as_ref().is_some_and(|p| p.dict.is_some()) {
-                c.indices(k)?;
+                c.indices(k, true)?;
                 out.extend_from_slice(&c.scratch);
                 return Ok(());
             }
@@ -969,8 +973,8 @@ impl Cursor {
                     let mut cursor = 0;
                     c.dict_buckets = v[..c.dict_len].iter().map(|&x| buckets.locate(to_ms(x), &mut cursor)).collect();
                 }
-                c.indices(k)?;
-                out.extend(c.scratch.iter().map(|&i| c.dict_buckets[i as usize]));
+                c.indices(k, false)?;
+                gather(&c.dict_buckets, &c.scratch, out)?;
                 return Ok(());
             }
             let page = c.page.as_mut().ok_or("no page")?;
@@ -984,9 +988,9 @@ impl Cursor {
     fn read_ints(&mut self, n: usize, out: &mut Vec<i64>) -> Result<(), String> {
         self.each(n, |c, k| {
             if c.page.as_ref().is_some_and(|p| p.dict.is_some()) {
-                c.indices(k)?;
+                c.indices(k, false)?;
                 let Vals::Int(d) = &c.vals else { return Err("not an integer column".into()) };
-                out.extend(c.scratch.iter().map(|&i| d[i as usize]));
+                gather(d, &c.scratch, out)?;
                 return Ok(());
             }
             let page = c.page.as_mut().ok_or("no page")?;
@@ -999,9 +1003,9 @@ impl Cursor {
     fn read_floats(&mut self, n: usize, out: &mut Vec<f64>) -> Result<(), String> {
         self.each(n, |c, k| {
             if c.page.as_ref().is_some_and(|p| p.dict.is_some()) {
-                c.indices(k)?;
+                c.indices(k, false)?;
                 let Vals::Float(d) = &c.vals else { return Err("not a float column".into()) };
-                out.extend(c.scratch.iter().map(|&i| d[i as usize]));
+                gather(d, &c.scratch, out)?;
                 return Ok(());
             }
             let page = c.page.as_mut().ok_or("no page")?;
@@ -1016,6 +1020,23 @@ impl Cursor {
             Ok(())
         })
     }
+}
+
+/// `out.push(d[i])` for every index, failing (not panicking) on an index past the
+/// dictionary: the bounds check the lookup needs anyway is the validation.
+fn gather<T: Copy + Default>(d: &[T], idx: &[u32], out: &mut Vec<T>) -> Result<(), String> {
+    let mut bad = false;
+    out.extend(idx.iter().map(|&i| match d.get(i as usize) {
+        Some(v) => *v,
+        None => {
+            bad = true;
+            T::default()
+        }
+    }));
+    if bad {
+        return Err(format!("a dictionary index is out of range ({} entries)", d.len()));
+    }
+    Ok(())
 }
 
 /// One PLAIN byte array (4-byte length, then the bytes) as UTF-8.
