@@ -275,6 +275,21 @@ fn serve(args: ServeArgs) -> ExitCode {
                 }
             }
         });
+        // mimalloc purges freed memory only when some thread next allocates, so what a large
+        // query (or the warm-up above) freed stayed resident while the server sat idle, and the
+        // scan workers' pages outlive their threads. A quiet thread forces the purge a few
+        // times a second: idle RSS falls back to what is actually in use.
+        std::thread::Builder::new()
+            .name("mem-purge".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    // SAFETY: mi_collect only returns the allocator's own free pages to the OS;
+                    // it takes no pointers and is safe to call from any thread at any time.
+                    unsafe { libmimalloc_sys::mi_collect(true) };
+                }
+            })
+            .ok();
         let jobs = state.jobs.clone();
         let sweeper = {
             let jobs = jobs.clone();

@@ -239,8 +239,7 @@ impl Acc {
             Acc::MinI(v) | Acc::MaxI(v) => v.len() * 16,
             Acc::MinF(v) | Acc::MaxF(v) => v.len() * 16,
             Acc::Distinct(codes, sets) => {
-                codes.values.iter().map(|s| s.len() + 48).sum::<usize>()
-                    + sets.iter().map(|s| 48 + s.capacity() * 5).sum::<usize>()
+                codes.approx_bytes() + sets.iter().map(|s| 48 + s.capacity() * 5).sum::<usize>()
             }
             Acc::Hll(v) => v.iter().map(|h| h.approx_bytes()).sum(),
         }

@@ -18,6 +18,8 @@ pub struct DimCodes {
     /// Codes of small non-negative integers, indexed directly (`SKIP` = unseen).
     by_small: Vec<u32>,
     pub values: Vec<String>,
+    /// Approximate bytes held by `values` and the maps, kept as values are added.
+    bytes: usize,
 }
 
 /// Integers below this are coded through a direct-index array rather than a hash.
@@ -32,7 +34,13 @@ impl DimCodes {
         let c = self.values.len() as u32;
         self.values.push(s.to_string());
         self.by_str.insert(s.to_string(), c);
+        self.bytes += 2 * s.len() + 48;
         c
+    }
+
+    /// Approximate bytes held (values, maps).
+    pub fn approx_bytes(&self) -> usize {
+        self.bytes + self.by_small.len() * 4
     }
 
     #[inline]

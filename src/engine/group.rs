@@ -318,6 +318,27 @@ impl Partial {
         true
     }
 
+    /// The group of integer value `v` of the only dimension in `bucket`: through the
+    /// value-indexed table (which persists across row groups) for small non-negative values.
+    pub fn gid_for_int(&mut self, bucket: u32, v: i64) -> u32 {
+        if !(0..DIRECT_INT_MAX).contains(&v) {
+            let code = self.dims[0].code_int(v);
+            return self.groups.id(bucket, &[code]);
+        }
+        if self.direct.0 != bucket {
+            self.direct = (bucket, Vec::new());
+        }
+        let i = v as usize;
+        if self.direct.1.len() <= i {
+            self.direct.1.resize((i + 1).next_power_of_two(), SKIP);
+        }
+        if self.direct.1[i] == SKIP {
+            let code = self.dims[0].code_int(v);
+            self.direct.1[i] = self.groups.id(bucket, &[code]);
+        }
+        self.direct.1[i]
+    }
+
     /// An empty partial (no rows were read).
     pub fn empty(width: usize) -> Partial {
         Partial {
@@ -335,7 +356,7 @@ impl Partial {
     pub fn approx_bytes(&self) -> usize {
         let g = self.groups.len();
         let keys = g * 4 * (1 + self.groups.width()) + self.groups.table_bytes();
-        let dims: usize = self.dims.iter().map(|d| d.values.iter().map(|v| v.len() + 48).sum::<usize>()).sum();
+        let dims: usize = self.dims.iter().map(|d| d.approx_bytes()).sum();
         keys + dims + self.direct.1.len() * 4 + self.accs.iter().map(|a| a.approx_bytes()).sum::<usize>()
     }
 

@@ -32,7 +32,7 @@ use std::sync::Arc;
 const BATCH: usize = 4096;
 
 /// Largest table of local-code combinations (entries) for the one-bucket group lookup.
-const COMBO_MAX: usize = 1 << 16;
+const COMBO_MAX: usize = 1 << 20;
 
 /// The value domain of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,6 +363,14 @@ impl UnitState {
                         continue;
                     }
                     let e = &mut self.combo[s as usize];
+                    if *e == SKIP
+                        && let [c] = self.dim_cursor.as_slice()
+                        && let Vals::Int(v) = &cursors[*c].vals
+                    {
+                        // One integer dimension: every row group repeats (mostly) the same
+                        // dictionary, so resolve values through the partial's lasting table.
+                        *e = part.gid_for_int(bucket, v[cursors[*c].locals[i] as usize]);
+                    }
                     if *e == SKIP {
                         codes.clear();
                         for (j, &c) in self.dim_cursor.iter().enumerate() {
