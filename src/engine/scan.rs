@@ -32,20 +32,24 @@ pub struct Unit {
 /// Smallest slice a row group is split into.
 pub const MIN_SPLIT_ROWS: usize = 1 << 16;
 
-/// Splits row groups into row slices when there are too few to keep every worker busy
-/// (at least four units per worker), for files with an offset index so a slice reads only
-/// its own pages.
+/// Splits row groups into row slices so the workers finish together, for files with an
+/// offset index (a slice then reads only its own pages). A slice still decodes every page
+/// it touches, and small columns often have one page per row group, so splitting is kept to
+/// what balancing needs: with `u` row groups on `t` workers, the first `u - u % t` stay whole
+/// (each worker gets the same number) and only the last `u % t` are cut into `t` slices each.
+/// Many row groups (≥ 4 per worker) are left whole: scheduling them evens out on its own.
 pub fn split_units(plan: &QueryPlan, units: Vec<Unit>, threads: usize, min_rows: usize) -> Vec<Unit> {
-    let want = 4 * threads.max(1);
-    if units.len() >= want || threads <= 1 {
+    let rest = units.len() % threads.max(1);
+    if threads <= 1 || rest == 0 || units.len() >= 4 * threads {
         return units;
     }
-    let per = want.div_ceil(units.len().max(1));
-    let mut out = Vec::with_capacity(want);
-    for u in units {
+    let whole = units.len() - rest;
+    let mut out = Vec::with_capacity(whole + rest * threads);
+    out.extend_from_slice(&units[..whole]);
+    for &u in &units[whole..] {
         let f = &plan.files[u.file];
         let rows = f.metadata.metadata().row_group(u.row_group).num_rows().max(0) as usize;
-        let parts = per.min(rows / min_rows.max(1)).max(1);
+        let parts = threads.min(rows / min_rows.max(1)).max(1);
         if parts == 1 || f.metadata.metadata().offset_index().is_none() {
             out.push(u);
             continue;
