@@ -37,8 +37,10 @@ PID=""
 start() {
   "$QUIVER" serve --config "$CONF" --port "$PORT" > "$BENCH/quiver_sf$SF.log" 2>&1 &
   PID=$!
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$PORT/status" > /dev/null && return 0
+  # Ready once it answers and has finished warming dimension values (a background scan of
+  # the facts that would otherwise run during the first measurements).
+  for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$PORT/status" > /dev/null && grep -q "dimension values warmed" "$BENCH/quiver_sf$SF.log" && return 0
     sleep 0.2
   done
   echo "quiver did not start; see $BENCH/quiver_sf$SF.log" >&2

@@ -269,11 +269,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         // now in the background rather than inside the first metadata request.
         let warm = state.clone();
         tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             for d in warm.catalog.dimensions.values() {
                 if let Err(e) = quiver::request::dimension_rows(&warm.catalog, d) {
                     tracing::warn!(dimension = %d.name, "cannot list values: {e}");
                 }
             }
+            tracing::info!("dimension values warmed in {} ms", started.elapsed().as_millis());
         });
         // mimalloc purges freed memory only when some thread next allocates, so what a large
         // query (or the warm-up above) freed stayed resident while the server sat idle, and the

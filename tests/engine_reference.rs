@@ -364,6 +364,8 @@ fn random_plan(rng: &mut Rng, files: &[Arc<DataFile>]) -> QueryPlan {
             threads: 1 + rng.below(3) as usize,
             // Tiny slices, so row groups are split between workers in many plans.
             min_split_rows: 1 + rng.below(40) as usize,
+            // Tiny tables still run on several workers (and merge their partials).
+            min_rows_per_worker: 1,
             page_decoder: true,
         },
     }

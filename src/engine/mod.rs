@@ -121,11 +121,15 @@ pub fn execute(plan: &QueryPlan, cancel: &CancelToken) -> Result<QueryResult, En
     let clip = scan::data_range(plan, &units);
     let base = base_grain(plan);
     let buckets = buckets::Buckets::new(&plan.intervals, plan.grain, base, plan.tz, clip, plan.limits.max_buckets)?;
-    let threads = if plan.limits.threads == 0 {
+    let cores = if plan.limits.threads == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     } else {
         plan.limits.threads
     };
+    // One worker per `min_rows_per_worker` rows to read: waking another core can cost
+    // milliseconds (measured up to 5 ms on a 2-vCPU VM), more than a small scan takes alone.
+    let to_read = scan::rows_to_read(plan, &units);
+    let threads = cores.min(to_read.div_ceil(plan.limits.min_rows_per_worker.max(1))).max(1);
     let counters = scan::Counters::default();
     let units =
         if buckets.is_empty() { vec![] } else { scan::split_units(plan, units, threads, plan.limits.min_split_rows) };

@@ -286,6 +286,8 @@ pub struct Limits {
     pub threads: usize,
     /// Smallest row slice a row group is split into to share it between workers.
     pub min_split_rows: usize,
+    /// Rows to read per scan worker: smaller scans use fewer workers (one below this).
+    pub min_rows_per_worker: usize,
     /// Read qualifying row groups with the engine's own page decoder (`engine::pages`)
     /// instead of the Arrow reader.
     pub page_decoder: bool,
@@ -299,6 +301,7 @@ impl Default for Limits {
             max_bytes: 2 << 30,
             threads: 0,
             min_split_rows: 1 << 16,
+            min_rows_per_worker: 1 << 17,
             page_decoder: true,
         }
     }

@@ -65,6 +65,21 @@ pub fn split_units(plan: &QueryPlan, units: Vec<Unit>, threads: usize, min_rows:
     out
 }
 
+/// Rows the units will read: their row groups' rows, or only the pages the page index
+/// keeps.
+pub fn rows_to_read(plan: &QueryPlan, units: &[Unit]) -> usize {
+    units
+        .iter()
+        .map(|u| {
+            let f = &plan.files[u.file];
+            match page_selection(f, u.row_group, &plan.intervals) {
+                Some(sel) => sel.iter().filter(|s| !s.skip).map(|s| s.row_count).sum(),
+                None => f.metadata.metadata().row_group(u.row_group).num_rows().max(0) as usize,
+            }
+        })
+        .sum()
+}
+
 /// The row groups that survive pruning, and how many were pruned.
 pub fn plan_units(plan: &QueryPlan) -> (Vec<Unit>, usize) {
     let mut units = Vec::new();
