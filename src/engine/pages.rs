@@ -294,12 +294,12 @@ impl UnitState {
                 let arr: ArrayRef = match s.kind {
                     Kind::Int => {
                         let mut v = Vec::with_capacity(n);
-                        c.read_ints(n, &mut v)?;
+                        c.read_numbers::<i64>(n, &mut v)?;
                         Arc::new(Int64Array::from(v))
                     }
                     _ => {
                         let mut v = Vec::with_capacity(n);
-                        c.read_floats(n, &mut v)?;
+                        c.read_numbers::<f64>(n, &mut v)?;
                         Arc::new(Float64Array::from(v))
                     }
                 };
@@ -730,13 +730,6 @@ impl Cursor {
         }
     }
 
-    fn width(&self) -> usize {
-        match self.phys {
-            Phys::INT32 | Phys::FLOAT => 4,
-            _ => 8,
-        }
-    }
-
     /// Loads the next data page (reading the dictionary page first when there is one).
     fn load(&mut self) -> Result<(), String> {
         loop {
@@ -820,8 +813,16 @@ impl Cursor {
                 }
                 self.vals = Vals::Str(out);
             }
-            Kind::Int => self.vals = Vals::Int(plain_ints(buf, 0, n, self.phys)?),
-            Kind::Float => self.vals = Vals::Float(plain_floats(buf, 0, n, self.phys)?),
+            Kind::Int => {
+                let mut v = Vec::with_capacity(n);
+                i64::plain(buf, 0, n, self.phys, &mut v)?;
+                self.vals = Vals::Int(v);
+            }
+            Kind::Float => {
+                let mut v = Vec::with_capacity(n);
+                f64::plain(buf, 0, n, self.phys, &mut v)?;
+                self.vals = Vals::Float(v);
+            }
             Kind::Bool => return Err("a boolean column has a dictionary page".into()),
         }
         self.dict_len = n;
@@ -862,7 +863,7 @@ impl Cursor {
                 self.ensure()?;
             }
             let k = need.min(self.left);
-            let w = self.width();
+            let w = width(self.phys);
             let page = self.page.as_mut().ok_or("no page")?;
             match &mut page.dict {
                 Some(h) => h.skip(&page.buf, k)?,
@@ -955,8 +956,9 @@ impl Cursor {
                     }
                 }
                 Vals::Int(vals) => {
-                    let raw = plain_ints(&page.buf, page.pos, k, c.phys)?;
-                    page.pos += k * if c.phys == Phys::INT32 { 4 } else { 8 };
+                    let mut raw = Vec::with_capacity(k);
+                    i64::plain(&page.buf, page.pos, k, c.phys, &mut raw)?;
+                    page.pos += k * width(c.phys);
                     for x in raw {
                         let code = *c.plain_int.entry(x).or_insert_with(|| {
                             vals.push(x);
@@ -986,45 +988,25 @@ impl Cursor {
                 return Ok(());
             }
             let page = c.page.as_mut().ok_or("no page")?;
-            let raw = plain_ints(&page.buf, page.pos, k, c.phys)?;
-            page.pos += k * if c.phys == Phys::INT32 { 4 } else { 8 };
+            let mut raw = Vec::with_capacity(k);
+            i64::plain(&page.buf, page.pos, k, c.phys, &mut raw)?;
+            page.pos += k * width(c.phys);
             out.extend(raw.into_iter().map(|x| buckets.locate(to_ms(x), &mut c.time_cursor)));
             Ok(())
         })
     }
 
-    fn read_ints(&mut self, n: usize, out: &mut Vec<i64>) -> Result<(), String> {
+    /// The next `n` values of a numeric column.
+    fn read_numbers<T: Number>(&mut self, n: usize, out: &mut Vec<T>) -> Result<(), String> {
         self.each(n, |c, k| {
             if c.page.as_ref().is_some_and(|p| p.dict.is_some()) {
                 c.indices(k, false)?;
-                let Vals::Int(d) = &c.vals else { return Err("not an integer column".into()) };
-                gather(d, &c.scratch, out)?;
+                gather(T::dict(&c.vals).ok_or("the dictionary has another type")?, &c.scratch, out)?;
                 return Ok(());
             }
             let page = c.page.as_mut().ok_or("no page")?;
-            out.extend(plain_ints(&page.buf, page.pos, k, c.phys)?);
-            page.pos += k * if c.phys == Phys::INT32 { 4 } else { 8 };
-            Ok(())
-        })
-    }
-
-    fn read_floats(&mut self, n: usize, out: &mut Vec<f64>) -> Result<(), String> {
-        self.each(n, |c, k| {
-            if c.page.as_ref().is_some_and(|p| p.dict.is_some()) {
-                c.indices(k, false)?;
-                let Vals::Float(d) = &c.vals else { return Err("not a float column".into()) };
-                gather(d, &c.scratch, out)?;
-                return Ok(());
-            }
-            let page = c.page.as_mut().ok_or("no page")?;
-            let w = if c.phys == Phys::FLOAT { 4 } else { 8 };
-            let bytes = page.buf.get(page.pos..page.pos + k * w).ok_or("a data page ends early")?;
-            if w == 8 {
-                out.extend(bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))));
-            } else {
-                out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as f64));
-            }
-            page.pos += k * w;
+            T::plain(&page.buf, page.pos, k, c.phys, out)?;
+            page.pos += k * width(c.phys);
             Ok(())
         })
     }
@@ -1057,26 +1039,61 @@ fn byte_array<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a str, String> {
     std::str::from_utf8(bytes).map_err(|_| "a string value is not valid UTF-8".to_string())
 }
 
-/// `n` PLAIN integers (INT32 or INT64) from `pos`.
-fn plain_ints(buf: &[u8], pos: usize, n: usize, phys: Phys) -> Result<Vec<i64>, String> {
-    let w = if phys == Phys::INT32 { 4 } else { 8 };
-    let bytes = buf.get(pos..pos + n * w).ok_or("a data page ends early")?;
-    Ok(if w == 4 {
-        bytes.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as i64).collect()
-    } else {
-        bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect()
-    })
+/// Bytes per PLAIN value of a fixed-width physical type.
+fn width(phys: Phys) -> usize {
+    match phys {
+        Phys::INT32 | Phys::FLOAT => 4,
+        _ => 8,
+    }
 }
 
-/// `n` PLAIN floats (FLOAT or DOUBLE) from `pos`, as f64.
-fn plain_floats(buf: &[u8], pos: usize, n: usize, phys: Phys) -> Result<Vec<f64>, String> {
-    let w = if phys == Phys::FLOAT { 4 } else { 8 };
-    let bytes = buf.get(pos..pos + n * w).ok_or("a dictionary page ends early")?;
-    Ok(if w == 4 {
-        bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as f64).collect()
-    } else {
-        bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect()
-    })
+/// A numeric value type read from pages: its dictionary entries and PLAIN values.
+trait Number: Copy + Default {
+    fn dict(vals: &Vals) -> Option<&[Self]>;
+    /// Appends `n` PLAIN values starting at `pos`.
+    fn plain(buf: &[u8], pos: usize, n: usize, phys: Phys, out: &mut Vec<Self>) -> Result<(), String>;
+}
+
+fn plain_bytes(buf: &[u8], pos: usize, n: usize, phys: Phys) -> Result<&[u8], String> {
+    buf.get(pos..pos + n * width(phys)).ok_or_else(|| "a page ends early".to_string())
+}
+
+impl Number for i64 {
+    fn dict(vals: &Vals) -> Option<&[i64]> {
+        match vals {
+            Vals::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn plain(buf: &[u8], pos: usize, n: usize, phys: Phys, out: &mut Vec<i64>) -> Result<(), String> {
+        let bytes = plain_bytes(buf, pos, n, phys)?;
+        if phys == Phys::INT32 {
+            out.extend(bytes.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as i64));
+        } else {
+            out.extend(bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))));
+        }
+        Ok(())
+    }
+}
+
+impl Number for f64 {
+    fn dict(vals: &Vals) -> Option<&[f64]> {
+        match vals {
+            Vals::Float(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn plain(buf: &[u8], pos: usize, n: usize, phys: Phys, out: &mut Vec<f64>) -> Result<(), String> {
+        let bytes = plain_bytes(buf, pos, n, phys)?;
+        if phys == Phys::FLOAT {
+            out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as f64));
+        } else {
+            out.extend(bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
