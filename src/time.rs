@@ -352,7 +352,22 @@ pub fn iso_utc(ms: i64) -> String {
 
 /// `2014-09-01 00:00:00.000` in zone `tz` (the API's `output_datetime_format`).
 pub fn format_local(tz: Tz, ms: i64) -> String {
-    to_local(tz, ms).format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    use chrono::{Datelike, Timelike};
+    let t = to_local(tz, ms);
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+    }
+    // Written field by field: strftime re-parses its pattern on every call.
+    format!(
+        "{year:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 1_000_000 % 1000
+    )
 }
 
 #[cfg(test)]
@@ -437,5 +452,11 @@ mod tests {
     fn formats() {
         assert_eq!(iso_utc(utc("2014-09-01 00:00:00")), "2014-09-01T00:00:00.000Z");
         assert_eq!(format_local(New_York, utc("2014-09-01 04:00:00")), "2014-09-01 00:00:00.000");
+        // The hand-written formatter agrees with strftime across zones, eras and milliseconds.
+        for ms in (-40_000_000_000_000i64..250_000_000_000_000).step_by(9_876_543_210_987).chain([0, 1, 999, -1]) {
+            for tz in [chrono_tz::UTC, New_York, chrono_tz::Asia::Kolkata] {
+                assert_eq!(format_local(tz, ms), to_local(tz, ms).format("%Y-%m-%d %H:%M:%S%.3f").to_string());
+            }
+        }
     }
 }
