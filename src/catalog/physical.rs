@@ -133,6 +133,7 @@ pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
     let size_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let metadata = ArrowReaderMetadata::load(&file, reader_options())
         .map_err(|e| format!("{} is not a readable Parquet file: {e}", path.display()))?;
+    let metadata = without_inconsistent_page_index(metadata, path)?;
     let metadata = with_dictionary_strings(metadata, &file)?;
     let row_group_times = time_ranges(&metadata, time_column).unwrap_or_default();
     let page_times =
@@ -144,6 +145,56 @@ pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
         page_times,
         time_column: time_column.to_string(),
         size_bytes,
+    })
+}
+
+/// Drops the page index when its offset index contradicts the footer (pages out of order,
+/// outside their column chunk, rows not increasing from 0): readers trust those locations to
+/// skip pages, and a damaged index would make them read garbage or fail. The file stays
+/// readable, without page pruning.
+fn without_inconsistent_page_index(md: ArrowReaderMetadata, path: &Path) -> Result<ArrowReaderMetadata, String> {
+    let pm = md.metadata();
+    if offset_index_consistent(pm) {
+        return Ok(md);
+    }
+    tracing::warn!(file = %path.display(), "the page index is inconsistent; reading the file without it");
+    let stripped = parquet::file::metadata::ParquetMetaDataBuilder::new_from_metadata(pm.as_ref().clone())
+        .set_offset_index(None)
+        .set_column_index(None)
+        .build();
+    ArrowReaderMetadata::try_new(Arc::new(stripped), reader_options())
+        .map_err(|e| format!("{} is not a readable Parquet file: {e}", path.display()))
+}
+
+/// Whether every page location lies inside its column chunk, after the previous page, and
+/// starts a row after the previous page's first row (the first at row 0).
+pub fn offset_index_consistent(pm: &parquet::file::metadata::ParquetMetaData) -> bool {
+    let Some(oi) = pm.offset_index() else { return true };
+    oi.iter().enumerate().all(|(rg, cols)| {
+        let Some(rgm) = pm.row_groups().get(rg) else { return cols.is_empty() };
+        let rows = rgm.num_rows();
+        cols.iter().enumerate().all(|(ci, o)| {
+            let Some(cc) = rgm.columns().get(ci) else { return false };
+            let (start, len) = cc.byte_range();
+            let (start, end) = (start as i64, (start as i64).saturating_add(len as i64));
+            let locs = o.page_locations();
+            if locs.is_empty() {
+                return rows == 0;
+            }
+            let (mut prev_row, mut prev_end) = (-1i64, start);
+            locs.iter().enumerate().all(|(i, l)| {
+                let page_end = l.offset.saturating_add(i64::from(l.compressed_page_size));
+                let ok = (i > 0 || l.first_row_index == 0)
+                    && l.first_row_index > prev_row
+                    && l.first_row_index < rows.max(1)
+                    && l.compressed_page_size > 0
+                    && l.offset >= prev_end
+                    && page_end <= end;
+                prev_row = l.first_row_index;
+                prev_end = page_end;
+                ok
+            })
+        })
     })
 }
 

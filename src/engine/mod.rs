@@ -44,6 +44,8 @@ pub enum EngineError {
     TooManyBuckets(usize),
     #[error("the query was canceled")]
     Canceled,
+    #[error("a scan worker stopped unexpectedly: {0}")]
+    WorkerPanicked(String),
 }
 
 impl EngineError {

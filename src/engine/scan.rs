@@ -252,7 +252,23 @@ pub fn run(
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(None)).collect()
+            // A worker that panicked lost its partial: the query fails rather than answering
+            // without those rows.
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|p| {
+                        let why = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+                        f.get_or_insert(EngineError::WorkerPanicked(why));
+                        None
+                    })
+                })
+                .collect()
         })
     };
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
