@@ -117,7 +117,7 @@ pub struct QueryConfig {
     pub max_query_bytes: usize,
     /// Worker threads for one query's scan; 0 = number of cores. Default 0.
     pub scan_threads: usize,
-    /// Read flat, null-free, PLAIN or dictionary-encoded row groups with the engine's own
+    /// Read flat, PLAIN or dictionary-encoded row groups with the engine's own
     /// page decoder (dictionary indices grouped and filtered directly); false sends every
     /// row group through the Arrow reader. Default true.
     pub page_decoder: bool,

@@ -1,16 +1,20 @@
-//! Direct page decoding for flat, null-free column chunks. Dimension, filter and time columns
-//! are consumed as dictionary *indices*: a value is interned, tested against the filters or
-//! put in its time bucket once per dictionary entry instead of once per row, and a single
-//! grouping column maps an index straight to its group. Numeric columns are decoded from the
-//! pages straight into the buffers the accumulators read. No Arrow array is built for the
-//! dimension or time columns, and nothing is copied twice.
+//! Direct page decoding for flat column chunks. Dimension, filter and time columns are
+//! consumed as dictionary *indices*: a value is interned, tested against the filters or put
+//! in its time bucket once per dictionary entry instead of once per row, and with one time
+//! bucket a combination of indices maps straight to its group. Numeric columns are decoded
+//! from the pages straight into the buffers the accumulators read. No Arrow array is built
+//! for the dimension or time columns, and nothing is copied twice.
+//!
+//! Nulls: pages without nulls skip their definition levels; otherwise the levels say which
+//! rows have a stored value. A null is local code 0 for code columns (interned like the
+//! empty string, tested as null by filters), `SKIP` for the time column and an Arrow null
+//! for numbers — the Arrow reader's semantics.
 //!
 //! A row group is read here only when every needed column qualifies ([`prepare`]): a
-//! top-level, non-repeated column whose statistics prove it has no nulls; string, 8–64-bit
-//! integer, float or (time column) timestamp/date type; PLAIN or dictionary encoded; and a
-//! plan without distinct counts or fixed metric filters. Everything else goes through the
-//! Arrow reader ([`super::scan`]); both paths produce the same answers (the reference suite
-//! runs every plan through each).
+//! top-level, non-repeated column; string, boolean, 8–64-bit integer, float or (time column)
+//! timestamp/date type; PLAIN or dictionary encoded. Everything else goes through the Arrow
+//! reader ([`super::scan`]); both paths produce the same answers (the reference suite runs
+//! every plan through each).
 
 use super::EngineError;
 use super::buckets::{Buckets, SKIP};
@@ -18,6 +22,7 @@ use super::group::{BatchContext, Partial};
 use super::plan::{PredOp, QueryPlan};
 use crate::catalog::physical::DataFile;
 use arrow::array::{Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
+use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Int32Type};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::RowSelection;
@@ -124,9 +129,6 @@ pub fn prepare(plan: &QueryPlan, f: &DataFile, rg: usize, constant: bool) -> Opt
             }
         }
         let chunk = rg_meta.column(s.leaf);
-        if col.max_def_level() > 0 && chunk.statistics().and_then(|st| st.null_count_opt()) != Some(0) {
-            return None;
-        }
         if chunk.encodings().any(|e| {
             !matches!(e, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY | Encoding::RLE)
         }) {
@@ -294,13 +296,13 @@ impl UnitState {
                 let arr: ArrayRef = match s.kind {
                     Kind::Int => {
                         let mut v = Vec::with_capacity(n);
-                        c.read_numbers::<i64>(n, &mut v)?;
-                        Arc::new(Int64Array::from(v))
+                        let valid = c.read_numbers::<i64>(n, &mut v)?;
+                        Arc::new(Int64Array::new(v.into(), valid.map(NullBuffer::from)))
                     }
                     _ => {
                         let mut v = Vec::with_capacity(n);
-                        c.read_numbers::<f64>(n, &mut v)?;
-                        Arc::new(Float64Array::from(v))
+                        let valid = c.read_numbers::<f64>(n, &mut v)?;
+                        Arc::new(Float64Array::new(v.into(), valid.map(NullBuffer::from)))
                     }
                 };
                 arrays.push((s.name.as_str(), arr));
@@ -366,6 +368,7 @@ impl UnitState {
                     if *e == SKIP
                         && let [c] = self.dim_cursor.as_slice()
                         && let Vals::Int(v) = &cursors[*c].vals
+                        && cursors[*c].locals[i] != NULL_LOCAL
                     {
                         // One integer dimension: every row group repeats (mostly) the same
                         // dictionary, so resolve values through the partial's lasting table.
@@ -416,8 +419,11 @@ impl UnitState {
     }
 }
 
-/// Values addressed by local code: the dictionary's entries, then values interned from
-/// plain-encoded pages of the same chunk.
+/// Local code 0 is null; dictionary index `i` is local code `i + 1`.
+const NULL_LOCAL: u32 = 0;
+
+/// Values addressed by local code: a placeholder for null, the dictionary's entries, then
+/// values interned from plain-encoded pages of the same chunk.
 enum Vals {
     Int(Vec<i64>),
     Float(Vec<f64>),
@@ -434,8 +440,11 @@ impl Vals {
     }
 
     /// Whether the value of local code `l` passes `op` (the Arrow path's semantics:
-    /// integers in decimal, `in`/`notin` compare integers numerically).
+    /// integers in decimal, `in`/`notin` compare integers numerically; null as null).
     fn matches(&self, l: usize, op: &PredOp) -> bool {
+        if l == NULL_LOCAL as usize {
+            return op.matches_text(None);
+        }
         match self {
             Vals::Str(v) => op.matches_text(Some(&v[l])),
             Vals::Int(v) => super::columns::int_matches(op, v[l]),
@@ -443,7 +452,11 @@ impl Vals {
         }
     }
 
+    /// The dimension code of local code `l` (null shares the empty string's code).
     fn intern(&self, l: usize, codes: &mut super::columns::DimCodes) -> u32 {
+        if l == NULL_LOCAL as usize {
+            return codes.code_str("");
+        }
         match self {
             Vals::Str(v) => codes.code_str(&v[l]),
             Vals::Int(v) => codes.code_int(v[l]),
@@ -591,7 +604,7 @@ impl Hybrid {
         Ok(())
     }
 
-    /// Whether the next `n` values all equal `v` (definition levels of a null-free page).
+    /// Whether the next `n` values all equal `v` (definition levels: is the page free of nulls).
     fn all_equal(&mut self, buf: &[u8], n: usize, v: u32) -> Result<bool, String> {
         let mask = (1u64 << self.bw) - 1;
         let mut need = n;
@@ -667,6 +680,9 @@ struct PageState {
     /// Dictionary indices, or `None` for PLAIN values starting at `pos`.
     dict: Option<Hybrid>,
     pos: usize,
+    /// Definition levels (`buf[lo..hi]`) when the page has nulls; values are stored only for
+    /// the rows whose level is 1.
+    def: Option<(Hybrid, usize, usize)>,
 }
 
 /// Reads one column chunk page by page.
@@ -701,10 +717,10 @@ struct Cursor {
 impl Cursor {
     fn new(pages: SerializedPageReader<File>, s: &ColSpec, has_def: bool) -> Cursor {
         let vals = match s.kind {
-            Kind::Str => Vals::Str(vec![]),
-            Kind::Bool => Vals::Str(vec!["false".into(), "true".into()]),
-            Kind::Int => Vals::Int(vec![]),
-            Kind::Float => Vals::Float(vec![]),
+            Kind::Str => Vals::Str(vec![String::new()]),
+            Kind::Bool => Vals::Str(vec![String::new(), "false".into(), "true".into()]),
+            Kind::Int => Vals::Int(vec![0]),
+            Kind::Float => Vals::Float(vec![0.0]),
         };
         // Boolean values decode like dictionary indices into ["false", "true"].
         let bool_dict = s.kind == Kind::Bool;
@@ -742,7 +758,7 @@ impl Cursor {
                     self.decode_dictionary(&buf, num_values as usize)?;
                 }
                 Page::DataPage { buf, num_values, encoding, def_level_encoding, .. } => {
-                    let mut pos = 0;
+                    let (mut pos, mut def) = (0, None);
                     if self.has_def {
                         if def_level_encoding != Encoding::RLE {
                             return Err(format!("definition levels encoded as {def_level_encoding} are not supported"));
@@ -751,12 +767,13 @@ impl Cursor {
                             buf.get(0..4).ok_or("a data page ends early")?.try_into().unwrap_or([0; 4]),
                         ) as usize;
                         let levels = buf.get(4..4 + len).ok_or("a data page ends early")?;
+                        // A page without nulls (the usual case) skips the levels entirely.
                         if !Hybrid::new(0, 1)?.all_equal(levels, num_values as usize, 1)? {
-                            return Err("a page has nulls although the statistics say none".into());
+                            def = Some((Hybrid::new(0, 1)?, 4, 4 + len));
                         }
                         pos = 4 + len;
                     }
-                    return self.start_page(buf, pos, num_values as usize, encoding);
+                    return self.start_page(buf, pos, num_values as usize, encoding, def);
                 }
                 Page::DataPageV2 {
                     buf,
@@ -767,17 +784,28 @@ impl Cursor {
                     rep_levels_byte_len,
                     ..
                 } => {
-                    if num_nulls != 0 {
-                        return Err("a page has nulls although the statistics say none".into());
+                    let (rep, def_len) = (rep_levels_byte_len as usize, def_levels_byte_len as usize);
+                    let def =
+                        (num_nulls != 0).then(|| Hybrid::new(0, 1).map(|h| (h, rep, rep + def_len))).transpose()?;
+                    if def.is_some() && buf.len() < rep + def_len {
+                        return Err("a data page ends early".into());
                     }
-                    let pos = (def_levels_byte_len + rep_levels_byte_len) as usize;
-                    return self.start_page(buf, pos, num_values as usize, encoding);
+                    return self.start_page(buf, rep + def_len, num_values as usize, encoding, def);
                 }
             }
         }
     }
 
-    fn start_page(&mut self, buf: Bytes, pos: usize, values: usize, encoding: Encoding) -> Result<(), String> {
+    /// Starts a data page of `rows` rows whose values begin at `pos`.
+    fn start_page(
+        &mut self,
+        buf: Bytes,
+        pos: usize,
+        rows: usize,
+        encoding: Encoding,
+        def: Option<(Hybrid, usize, usize)>,
+    ) -> Result<(), String> {
+        let values = rows;
         if pos > buf.len() {
             return Err("a data page ends early".into());
         }
@@ -798,8 +826,8 @@ impl Cursor {
             }
             other => return Err(format!("page encoding {other} is not supported")),
         };
-        self.page = Some(PageState { buf, dict, pos });
-        self.left = values;
+        self.page = Some(PageState { buf, dict, pos, def });
+        self.left = rows;
         Ok(())
     }
 
@@ -807,19 +835,20 @@ impl Cursor {
         match self.kind {
             Kind::Str => {
                 let mut pos = 0;
-                let mut out = Vec::with_capacity(n);
+                let mut out = Vec::with_capacity(n + 1);
+                out.push(String::new());
                 for _ in 0..n {
                     out.push(byte_array(buf, &mut pos)?.to_string());
                 }
                 self.vals = Vals::Str(out);
             }
             Kind::Int => {
-                let mut v = Vec::with_capacity(n);
+                let mut v = vec![0];
                 i64::plain(buf, 0, n, self.phys, &mut v)?;
                 self.vals = Vals::Int(v);
             }
             Kind::Float => {
-                let mut v = Vec::with_capacity(n);
+                let mut v = vec![0.0];
                 f64::plain(buf, 0, n, self.phys, &mut v)?;
                 self.vals = Vals::Float(v);
             }
@@ -863,16 +892,21 @@ impl Cursor {
                 self.ensure()?;
             }
             let k = need.min(self.left);
+            // Only non-null rows have a stored value.
+            let kv = match self.take_mask(k)? {
+                Some(mask) => mask.iter().filter(|&&v| v).count(),
+                None => k,
+            };
             let w = width(self.phys);
             let page = self.page.as_mut().ok_or("no page")?;
             match &mut page.dict {
-                Some(h) => h.skip(&page.buf, k)?,
+                Some(h) => h.skip(&page.buf, kv)?,
                 None if self.phys == Phys::BYTE_ARRAY => {
-                    for _ in 0..k {
+                    for _ in 0..kv {
                         byte_array(&page.buf, &mut page.pos)?;
                     }
                 }
-                None => page.pos += k * w,
+                None => page.pos += kv * w,
             }
             self.left -= k;
             need -= k;
@@ -881,18 +915,58 @@ impl Cursor {
         Ok(())
     }
 
-    /// Walks `n` rows page by page: `f(page, k)` consumes `k` values of the current page.
-    fn each(&mut self, n: usize, mut f: impl FnMut(&mut Self, usize) -> Result<(), String>) -> Result<(), String> {
+    /// Walks `n` rows page by page. `f(cursor, k, out)` appends the values of the next `k`
+    /// non-null rows of the current page; null rows then get `fill`. Returns which rows are
+    /// valid when some row was null.
+    fn each<T: Copy>(
+        &mut self,
+        n: usize,
+        out: &mut Vec<T>,
+        fill: T,
+        mut f: impl FnMut(&mut Self, usize, &mut Vec<T>) -> Result<(), String>,
+    ) -> Result<Option<Vec<bool>>, String> {
+        let base = out.len();
+        let mut valid: Option<Vec<bool>> = None;
         let mut need = n;
         while need > 0 {
             self.ensure()?;
             let k = need.min(self.left);
-            f(self, k)?;
+            let start = out.len();
+            match self.take_mask(k)? {
+                None => {
+                    f(self, k, out)?;
+                    if let Some(v) = valid.as_mut() {
+                        v.extend(std::iter::repeat_n(true, k));
+                    }
+                }
+                Some(mask) => {
+                    let present = mask.iter().filter(|&&v| v).count();
+                    f(self, present, out)?;
+                    if out.len() != start + present {
+                        return Err("a page holds fewer values than its levels say".into());
+                    }
+                    expand(out, start, &mask, fill);
+                    valid.get_or_insert_with(|| vec![true; start - base]).extend_from_slice(&mask);
+                }
+            }
             self.left -= k;
             need -= k;
             self.row += k;
         }
-        Ok(())
+        Ok(valid)
+    }
+
+    /// Which of the next `k` rows of the current page are non-null; `None` when all are.
+    fn take_mask(&mut self, k: usize) -> Result<Option<Vec<bool>>, String> {
+        let page = self.page.as_mut().ok_or("no page")?;
+        let Some((h, lo, hi)) = page.def.as_mut() else { return Ok(None) };
+        let levels = page.buf.get(*lo..*hi).ok_or("a data page ends early")?;
+        self.scratch.clear();
+        h.read(levels, k, &mut self.scratch)?;
+        if self.scratch.iter().all(|&l| l != 0) {
+            return Ok(None);
+        }
+        Ok(Some(self.scratch.iter().map(|&l| l != 0).collect()))
     }
 
     /// Dictionary indices of the next `k` values into `scratch`. With `check`, every index
@@ -921,21 +995,25 @@ impl Cursor {
                     self.str_values = Some(Arc::new(StringArray::from_iter_values(v.iter())));
                 }
                 let values = self.str_values.clone().ok_or("no values")?;
-                let keys = Int32Array::from_iter_values(self.locals.iter().map(|&l| l as i32));
+                let keys = Int32Array::from_iter(self.locals.iter().map(|&l| (l != NULL_LOCAL).then_some(l as i32)));
                 let dict = DictionaryArray::<Int32Type>::try_new(keys, values).map_err(|e| e.to_string())?;
                 Ok(Arc::new(dict))
             }
-            Vals::Int(v) => Ok(Arc::new(Int64Array::from_iter_values(self.locals.iter().map(|&l| v[l as usize])))),
-            Vals::Float(v) => Ok(Arc::new(Float64Array::from_iter_values(self.locals.iter().map(|&l| v[l as usize])))),
+            Vals::Int(v) => Ok(Arc::new(Int64Array::from_iter(
+                self.locals.iter().map(|&l| (l != NULL_LOCAL).then(|| v[l as usize])),
+            ))),
+            Vals::Float(v) => Ok(Arc::new(Float64Array::from_iter(
+                self.locals.iter().map(|&l| (l != NULL_LOCAL).then(|| v[l as usize])),
+            ))),
         }
     }
 
     /// Local codes of the next `n` rows (dimension and filter columns).
     fn read_locals(&mut self, n: usize, out: &mut Vec<u32>) -> Result<(), String> {
-        self.each(n, |c, k| {
+        self.each(n, out, NULL_LOCAL, |c, k, out| {
             if c.page.as_ref().is_some_and(|p| p.dict.is_some()) {
                 c.indices(k, true)?;
-                out.extend_from_slice(&c.scratch);
+                out.extend(c.scratch.iter().map(|&i| i + 1));
                 return Ok(());
             }
             let page = c.page.as_mut().ok_or("no page")?;
@@ -970,18 +1048,20 @@ impl Cursor {
                 Vals::Float(_) => return Err("a float column cannot be read as codes".into()),
             }
             Ok(())
-        })
+        })?;
+        Ok(())
     }
 
     /// Time buckets of the next `n` rows.
     fn read_buckets(&mut self, n: usize, buckets: &Buckets, out: &mut Vec<u32>) -> Result<(), String> {
         let to_ms = self.time.ok_or("not the time column")?;
-        self.each(n, |c, k| {
+        self.each(n, out, SKIP, |c, k, out| {
             if c.page.as_ref().is_some_and(|p| p.dict.is_some()) {
                 if c.dict_buckets.len() != c.dict_len {
                     let Vals::Int(v) = &c.vals else { return Err("the time column is not integer".into()) };
                     let mut cursor = 0;
-                    c.dict_buckets = v[..c.dict_len].iter().map(|&x| buckets.locate(to_ms(x), &mut cursor)).collect();
+                    let entries = v.get(1..=c.dict_len).ok_or("the dictionary is short")?;
+                    c.dict_buckets = entries.iter().map(|&x| buckets.locate(to_ms(x), &mut cursor)).collect();
                 }
                 c.indices(k, false)?;
                 gather(&c.dict_buckets, &c.scratch, out)?;
@@ -993,12 +1073,13 @@ impl Cursor {
             page.pos += k * width(c.phys);
             out.extend(raw.into_iter().map(|x| buckets.locate(to_ms(x), &mut c.time_cursor)));
             Ok(())
-        })
+        })?;
+        Ok(())
     }
 
-    /// The next `n` values of a numeric column.
-    fn read_numbers<T: Number>(&mut self, n: usize, out: &mut Vec<T>) -> Result<(), String> {
-        self.each(n, |c, k| {
+    /// The next `n` values of a numeric column, and which are valid when some are null.
+    fn read_numbers<T: Number>(&mut self, n: usize, out: &mut Vec<T>) -> Result<Option<Vec<bool>>, String> {
+        self.each(n, out, T::default(), |c, k, out| {
             if c.page.as_ref().is_some_and(|p| p.dict.is_some()) {
                 c.indices(k, false)?;
                 gather(T::dict(&c.vals).ok_or("the dictionary has another type")?, &c.scratch, out)?;
@@ -1009,6 +1090,21 @@ impl Cursor {
             page.pos += k * width(c.phys);
             Ok(())
         })
+    }
+}
+
+/// Spreads the values appended to `out` after `start` over the rows of `mask`, putting
+/// `fill` at the null rows (walking backwards, so it works in place).
+fn expand<T: Copy>(out: &mut Vec<T>, start: usize, mask: &[bool], fill: T) {
+    let mut vi = out.len() - start;
+    out.resize(start + mask.len(), fill);
+    for (i, &present) in mask.iter().enumerate().rev() {
+        if present {
+            vi -= 1;
+            out[start + i] = out[start + vi];
+        } else {
+            out[start + i] = fill;
+        }
     }
 }
 
@@ -1061,7 +1157,7 @@ fn plain_bytes(buf: &[u8], pos: usize, n: usize, phys: Phys) -> Result<&[u8], St
 impl Number for i64 {
     fn dict(vals: &Vals) -> Option<&[i64]> {
         match vals {
-            Vals::Int(v) => Some(v),
+            Vals::Int(v) => v.get(1..),
             _ => None,
         }
     }
@@ -1080,7 +1176,7 @@ impl Number for i64 {
 impl Number for f64 {
     fn dict(vals: &Vals) -> Option<&[f64]> {
         match vals {
-            Vals::Float(v) => Some(v),
+            Vals::Float(v) => v.get(1..),
             _ => None,
         }
     }
