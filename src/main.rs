@@ -289,16 +289,19 @@ fn serve(args: ServeArgs) -> ExitCode {
         });
         // mimalloc purges freed memory only when some thread next allocates, so what a large
         // query (or the warm-up above) freed stayed resident while the server sat idle, and the
-        // scan workers' pages outlive their threads. A quiet thread forces the purge when the
-        // resident set passes RSS_CUSHION: below it, freed pages stay cached so the next
-        // query does not fault them in again (a full purge after every query made an SF 1
-        // full scan ~25 % slower); above it, RSS falls back to what is in use within 250 ms.
+        // scan workers' pages outlive their threads. A quiet thread forces the purge when no
+        // data query is running and the resident set passes RSS_CUSHION: below it, freed pages
+        // stay cached so the next query does not fault them in again (a purge after every
+        // query made an SF 1 full scan ~25 % slower, and purging under a running query slowed
+        // it too); above it, RSS falls back to what is in use within 50 ms of going idle.
+        let purge_state = state.clone();
         std::thread::Builder::new()
             .name("mem-purge".into())
-            .spawn(|| {
+            .spawn(move || {
                 loop {
-                    std::thread::sleep(std::time::Duration::from_millis(250));
-                    if resident_bytes().is_some_and(|rss| rss > RSS_CUSHION) {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    let idle = purge_state.admission.in_flight("").0 == 0;
+                    if idle && resident_bytes().is_some_and(|rss| rss > RSS_CUSHION) {
                         // SAFETY: mi_collect only returns the allocator's own free pages to the
                         // OS; it takes no pointers and may be called from any thread.
                         unsafe { libmimalloc_sys::mi_collect(true) };
