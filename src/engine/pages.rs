@@ -805,16 +805,21 @@ impl Cursor {
         encoding: Encoding,
         def: Option<(Hybrid, usize, usize)>,
     ) -> Result<(), String> {
-        let values = rows;
         if pos > buf.len() {
             return Err("a data page ends early".into());
         }
         let dict = match encoding {
             // Booleans: PLAIN is bit-packed without run headers, RLE is a length-prefixed
             // hybrid run sequence of width 1.
-            Encoding::PLAIN if self.phys == Phys::BOOLEAN => {
-                Some(Hybrid { pos: buf.len(), bw: 1, bp_bit: pos * 8, bp_left: values, ..Default::default() })
-            }
+            // (At most `rows` values: fewer when some rows are null.)
+            Encoding::PLAIN if self.phys == Phys::BOOLEAN => Some(Hybrid {
+                pos: buf.len(),
+                bw: 1,
+                bp_bit: pos * 8,
+                bp_start: pos * 8,
+                bp_left: rows,
+                ..Default::default()
+            }),
             Encoding::RLE if self.phys == Phys::BOOLEAN => Some(Hybrid::new(pos + 4, 1)?),
             Encoding::PLAIN => None,
             Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY => {
