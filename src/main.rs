@@ -104,11 +104,13 @@ fn init_logging(format: &str) {
 /// Resident memory above which freed allocator pages are returned to the OS (see `serve`).
 const RSS_CUSHION: u64 = 128 << 20;
 
-/// This process's resident set size (Linux: /proc/self/statm; elsewhere unknown).
+/// This process's resident set size (Linux: `VmRSS` in /proc/self/status, in kB whatever the
+/// page size; elsewhere unknown).
 fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn main() -> ExitCode {
