@@ -1,0 +1,578 @@
+//! One column chunk read page by page: dictionary and PLAIN values, definition levels, and
+//! the local codes, time buckets or numbers each batch needs.
+
+use super::hybrid::Hybrid;
+use super::{BATCH, ColSpec, Kind};
+use crate::engine::buckets::{Buckets, SKIP};
+use crate::engine::plan::PredOp;
+use arrow::array::{Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
+use arrow::datatypes::Int32Type;
+use bytes::Bytes;
+use parquet::basic::{Encoding, Type as Phys};
+use parquet::column::page::{Page, PageReader};
+use parquet::file::serialized_reader::SerializedPageReader;
+use rustc_hash::FxHashMap;
+use std::fs::File;
+use std::sync::Arc;
+
+/// Local code 0 is null; dictionary index `i` is local code `i + 1`.
+pub(super) const NULL_LOCAL: u32 = 0;
+
+/// Values addressed by local code: a placeholder for null, the dictionary's entries, then
+/// values interned from plain-encoded pages of the same chunk.
+pub(super) enum Vals {
+    Int(Vec<i64>),
+    Float(Vec<f64>),
+    Str(Vec<String>),
+}
+
+impl Vals {
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Vals::Int(v) => v.len(),
+            Vals::Float(v) => v.len(),
+            Vals::Str(v) => v.len(),
+        }
+    }
+
+    /// Whether the value of local code `l` passes `op` (the Arrow path's semantics:
+    /// integers in decimal, `in`/`notin` compare integers numerically; null as null).
+    pub(super) fn matches(&self, l: usize, op: &PredOp) -> bool {
+        if l == NULL_LOCAL as usize {
+            return op.matches_text(None);
+        }
+        match self {
+            Vals::Str(v) => op.matches_text(Some(&v[l])),
+            Vals::Int(v) => crate::engine::columns::int_matches(op, v[l]),
+            Vals::Float(v) => op.matches_text(Some(&v[l].to_string())),
+        }
+    }
+
+    /// The dimension code of local code `l` (null shares the empty string's code).
+    pub(super) fn intern(&self, l: usize, codes: &mut crate::engine::columns::DimCodes) -> u32 {
+        if l == NULL_LOCAL as usize {
+            return codes.code_str("");
+        }
+        match self {
+            Vals::Str(v) => codes.code_str(&v[l]),
+            Vals::Int(v) => codes.code_int(v[l]),
+            Vals::Float(v) => codes.code_str(&v[l].to_string()),
+        }
+    }
+}
+
+/// The current data page of a cursor.
+struct PageState {
+    buf: Bytes,
+    /// Dictionary indices, or `None` for PLAIN values starting at `pos`.
+    dict: Option<Hybrid>,
+    pos: usize,
+    /// Definition levels (`buf[lo..hi]`) when the page has nulls; values are stored only for
+    /// the rows whose level is 1.
+    def: Option<(Hybrid, usize, usize)>,
+}
+
+/// Reads one column chunk page by page.
+pub(super) struct Cursor {
+    pages: SerializedPageReader<File>,
+    phys: Phys,
+    kind: Kind,
+    time: Option<fn(i64) -> i64>,
+    has_def: bool,
+    /// Dictionary entries (then plain-interned values, for code columns).
+    pub(super) vals: Vals,
+    /// Entries that came from the dictionary page.
+    dict_len: usize,
+    have_dict: bool,
+    /// Time column: the bucket of each dictionary entry.
+    dict_buckets: Vec<u32>,
+    time_cursor: usize,
+    plain_str: FxHashMap<String, u32>,
+    plain_int: FxHashMap<i64, u32>,
+    page: Option<PageState>,
+    /// Values left in the current page.
+    left: usize,
+    /// Next row of the row group.
+    row: usize,
+    /// This batch's local codes (code columns).
+    pub(super) locals: Vec<u32>,
+    /// The local string values as an Arrow array (rebuilt when values are added).
+    str_values: Option<ArrayRef>,
+    scratch: Vec<u32>,
+}
+
+impl Cursor {
+    pub(super) fn new(pages: SerializedPageReader<File>, s: &ColSpec, has_def: bool) -> Cursor {
+        let vals = match s.kind {
+            Kind::Str => Vals::Str(vec![String::new()]),
+            Kind::Bool => Vals::Str(vec![String::new(), "false".into(), "true".into()]),
+            Kind::Int => Vals::Int(vec![0]),
+            Kind::Float => Vals::Float(vec![0.0]),
+        };
+        // Boolean values decode like dictionary indices into ["false", "true"].
+        let bool_dict = s.kind == Kind::Bool;
+        Cursor {
+            pages,
+            phys: s.phys,
+            kind: s.kind,
+            time: s.time,
+            has_def,
+            vals,
+            dict_len: if bool_dict { 2 } else { 0 },
+            have_dict: bool_dict,
+            dict_buckets: vec![],
+            time_cursor: 0,
+            plain_str: FxHashMap::default(),
+            plain_int: FxHashMap::default(),
+            page: None,
+            left: 0,
+            row: 0,
+            locals: Vec::with_capacity(BATCH),
+            str_values: None,
+            scratch: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Loads the next data page (reading the dictionary page first when there is one).
+    fn load(&mut self) -> Result<(), String> {
+        loop {
+            let page = self.pages.get_next_page().map_err(|e| e.to_string())?.ok_or("the column chunk ends early")?;
+            match page {
+                Page::DictionaryPage { buf, num_values, .. } => {
+                    if self.have_dict {
+                        return Err("a column chunk has two dictionary pages".into());
+                    }
+                    self.decode_dictionary(&buf, num_values as usize)?;
+                }
+                Page::DataPage { buf, num_values, encoding, def_level_encoding, .. } => {
+                    let (mut pos, mut def) = (0, None);
+                    if self.has_def {
+                        if def_level_encoding != Encoding::RLE {
+                            return Err(format!("definition levels encoded as {def_level_encoding} are not supported"));
+                        }
+                        let len = u32::from_le_bytes(
+                            buf.get(0..4).ok_or("a data page ends early")?.try_into().unwrap_or([0; 4]),
+                        ) as usize;
+                        let levels = buf.get(4..4 + len).ok_or("a data page ends early")?;
+                        // A page without nulls (the usual case) skips the levels entirely.
+                        if !Hybrid::new(0, 1)?.all_equal(levels, num_values as usize, 1)? {
+                            def = Some((Hybrid::new(0, 1)?, 4, 4 + len));
+                        }
+                        pos = 4 + len;
+                    }
+                    return self.start_page(buf, pos, num_values as usize, encoding, def);
+                }
+                Page::DataPageV2 {
+                    buf,
+                    num_values,
+                    encoding,
+                    num_nulls,
+                    def_levels_byte_len,
+                    rep_levels_byte_len,
+                    ..
+                } => {
+                    let (rep, def_len) = (rep_levels_byte_len as usize, def_levels_byte_len as usize);
+                    let def =
+                        (num_nulls != 0).then(|| Hybrid::new(0, 1).map(|h| (h, rep, rep + def_len))).transpose()?;
+                    if def.is_some() && buf.len() < rep + def_len {
+                        return Err("a data page ends early".into());
+                    }
+                    return self.start_page(buf, rep + def_len, num_values as usize, encoding, def);
+                }
+            }
+        }
+    }
+
+    /// Starts a data page of `rows` rows whose values begin at `pos`.
+    fn start_page(
+        &mut self,
+        buf: Bytes,
+        pos: usize,
+        rows: usize,
+        encoding: Encoding,
+        def: Option<(Hybrid, usize, usize)>,
+    ) -> Result<(), String> {
+        if pos > buf.len() {
+            return Err("a data page ends early".into());
+        }
+        let dict = match encoding {
+            // Booleans: PLAIN is bit-packed without run headers, RLE is a length-prefixed
+            // hybrid run sequence of width 1.
+            // (At most `rows` values: fewer when some rows are null.)
+            Encoding::PLAIN if self.phys == Phys::BOOLEAN => Some(Hybrid::bit_packed_bools(pos, rows)),
+            Encoding::RLE if self.phys == Phys::BOOLEAN => Some(Hybrid::new(pos + 4, 1)?),
+            Encoding::PLAIN => None,
+            Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY => {
+                if !self.have_dict {
+                    return Err("dictionary-encoded page without a dictionary".into());
+                }
+                let bw = *buf.get(pos).ok_or("a data page ends early")? as usize;
+                Some(Hybrid::new(pos + 1, bw)?)
+            }
+            other => return Err(format!("page encoding {other} is not supported")),
+        };
+        self.page = Some(PageState { buf, dict, pos, def });
+        self.left = rows;
+        Ok(())
+    }
+
+    fn decode_dictionary(&mut self, buf: &[u8], n: usize) -> Result<(), String> {
+        match self.kind {
+            Kind::Str => {
+                let mut pos = 0;
+                let mut out = Vec::with_capacity(n + 1);
+                out.push(String::new());
+                for _ in 0..n {
+                    out.push(byte_array(buf, &mut pos)?.to_string());
+                }
+                self.vals = Vals::Str(out);
+            }
+            Kind::Int => {
+                let mut v = vec![0];
+                i64::plain(buf, 0, n, self.phys, &mut v)?;
+                self.vals = Vals::Int(v);
+            }
+            Kind::Float => {
+                let mut v = vec![0.0];
+                f64::plain(buf, 0, n, self.phys, &mut v)?;
+                self.vals = Vals::Float(v);
+            }
+            Kind::Bool => return Err("a boolean column has a dictionary page".into()),
+        }
+        self.dict_len = n;
+        self.have_dict = true;
+        Ok(())
+    }
+
+    /// Makes sure the current page has values.
+    fn ensure(&mut self) -> Result<(), String> {
+        if self.left == 0 {
+            self.load()?;
+            if self.left == 0 {
+                // An empty page: keep going.
+                return self.ensure();
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips forward to row `row` of the row group, skipping whole pages by the offset index.
+    pub(super) fn skip_to(&mut self, row: usize) -> Result<(), String> {
+        if row < self.row {
+            return Err("rows were requested out of order".into());
+        }
+        let mut need = row - self.row;
+        while need > 0 {
+            if self.left == 0 {
+                if let Some(meta) = self.pages.peek_next_page().map_err(|e| e.to_string())?
+                    && !meta.is_dict
+                    && let Some(rows) = meta.num_rows.or(meta.num_levels)
+                    && rows <= need
+                {
+                    self.pages.skip_next_page().map_err(|e| e.to_string())?;
+                    need -= rows;
+                    self.row += rows;
+                    continue;
+                }
+                self.ensure()?;
+            }
+            let k = need.min(self.left);
+            // Only non-null rows have a stored value.
+            let kv = match self.take_mask(k)? {
+                Some(mask) => mask.iter().filter(|&&v| v).count(),
+                None => k,
+            };
+            let w = width(self.phys);
+            let page = self.page.as_mut().ok_or("no page")?;
+            match &mut page.dict {
+                Some(h) => h.skip(&page.buf, kv)?,
+                None if self.phys == Phys::BYTE_ARRAY => {
+                    for _ in 0..kv {
+                        byte_array(&page.buf, &mut page.pos)?;
+                    }
+                }
+                None => page.pos += kv * w,
+            }
+            self.left -= k;
+            need -= k;
+            self.row += k;
+        }
+        Ok(())
+    }
+
+    /// Walks `n` rows page by page. `f(cursor, k, out)` appends the values of the next `k`
+    /// non-null rows of the current page; null rows then get `fill`. Returns which rows are
+    /// valid when some row was null.
+    fn each<T: Copy>(
+        &mut self,
+        n: usize,
+        out: &mut Vec<T>,
+        fill: T,
+        mut f: impl FnMut(&mut Self, usize, &mut Vec<T>) -> Result<(), String>,
+    ) -> Result<Option<Vec<bool>>, String> {
+        let base = out.len();
+        let mut valid: Option<Vec<bool>> = None;
+        let mut need = n;
+        while need > 0 {
+            self.ensure()?;
+            let k = need.min(self.left);
+            let start = out.len();
+            match self.take_mask(k)? {
+                None => {
+                    f(self, k, out)?;
+                    if let Some(v) = valid.as_mut() {
+                        v.extend(std::iter::repeat_n(true, k));
+                    }
+                }
+                Some(mask) => {
+                    let present = mask.iter().filter(|&&v| v).count();
+                    f(self, present, out)?;
+                    if out.len() != start + present {
+                        return Err("a page holds fewer values than its levels say".into());
+                    }
+                    expand(out, start, &mask, fill);
+                    valid.get_or_insert_with(|| vec![true; start - base]).extend_from_slice(&mask);
+                }
+            }
+            self.left -= k;
+            need -= k;
+            self.row += k;
+        }
+        Ok(valid)
+    }
+
+    /// Which of the next `k` rows of the current page are non-null; `None` when all are.
+    fn take_mask(&mut self, k: usize) -> Result<Option<Vec<bool>>, String> {
+        let page = self.page.as_mut().ok_or("no page")?;
+        let Some((h, lo, hi)) = page.def.as_mut() else { return Ok(None) };
+        let levels = page.buf.get(*lo..*hi).ok_or("a data page ends early")?;
+        self.scratch.clear();
+        h.read(levels, k, &mut self.scratch)?;
+        if self.scratch.iter().all(|&l| l != 0) {
+            return Ok(None);
+        }
+        Ok(Some(self.scratch.iter().map(|&l| l != 0).collect()))
+    }
+
+    /// Dictionary indices of the next `k` values into `scratch`. With `check`, every index
+    /// is verified against the dictionary (unless its bit width cannot exceed it); without,
+    /// the caller must look them up with [`gather`].
+    fn indices(&mut self, k: usize, check: bool) -> Result<(), String> {
+        let page = self.page.as_mut().ok_or("no page")?;
+        let h = page.dict.as_mut().ok_or("no dictionary")?;
+        self.scratch.clear();
+        h.read(&page.buf, k, &mut self.scratch)?;
+        if check && (1u64 << h.bit_width()) > self.dict_len as u64 {
+            let limit = self.dict_len as u32;
+            if self.scratch.iter().fold(false, |bad, &i| bad | (i >= limit)) {
+                return Err(format!("a dictionary index is out of range ({} entries)", self.dict_len));
+            }
+        }
+        Ok(())
+    }
+
+    /// This batch's values of a code column as an Arrow array: strings as a dictionary array
+    /// over the local values, integers gathered.
+    pub(super) fn locals_array(&mut self) -> Result<ArrayRef, String> {
+        match &self.vals {
+            Vals::Str(v) => {
+                if self.str_values.as_ref().is_none_or(|a| a.len() != v.len()) {
+                    self.str_values = Some(Arc::new(StringArray::from_iter_values(v.iter())));
+                }
+                let values = self.str_values.clone().ok_or("no values")?;
+                let keys = Int32Array::from_iter(self.locals.iter().map(|&l| (l != NULL_LOCAL).then_some(l as i32)));
+                let dict = DictionaryArray::<Int32Type>::try_new(keys, values).map_err(|e| e.to_string())?;
+                Ok(Arc::new(dict))
+            }
+            Vals::Int(v) => Ok(Arc::new(Int64Array::from_iter(
+                self.locals.iter().map(|&l| (l != NULL_LOCAL).then(|| v[l as usize])),
+            ))),
+            Vals::Float(v) => Ok(Arc::new(Float64Array::from_iter(
+                self.locals.iter().map(|&l| (l != NULL_LOCAL).then(|| v[l as usize])),
+            ))),
+        }
+    }
+
+    /// Local codes of the next `n` rows (dimension and filter columns).
+    pub(super) fn read_locals(&mut self, n: usize, out: &mut Vec<u32>) -> Result<(), String> {
+        self.each(n, out, NULL_LOCAL, |c, k, out| {
+            if c.page.as_ref().is_some_and(|p| p.dict.is_some()) {
+                c.indices(k, true)?;
+                out.extend(c.scratch.iter().map(|&i| i + 1));
+                return Ok(());
+            }
+            let page = c.page.as_mut().ok_or("no page")?;
+            match &mut c.vals {
+                Vals::Str(vals) => {
+                    for _ in 0..k {
+                        let s = byte_array(&page.buf, &mut page.pos)?;
+                        let code = match c.plain_str.get(s) {
+                            Some(&code) => code,
+                            None => {
+                                let code = vals.len() as u32;
+                                vals.push(s.to_string());
+                                c.plain_str.insert(s.to_string(), code);
+                                code
+                            }
+                        };
+                        out.push(code);
+                    }
+                }
+                Vals::Int(vals) => {
+                    let mut raw = Vec::with_capacity(k);
+                    i64::plain(&page.buf, page.pos, k, c.phys, &mut raw)?;
+                    page.pos += k * width(c.phys);
+                    for x in raw {
+                        let code = *c.plain_int.entry(x).or_insert_with(|| {
+                            vals.push(x);
+                            vals.len() as u32 - 1
+                        });
+                        out.push(code);
+                    }
+                }
+                Vals::Float(_) => return Err("a float column cannot be read as codes".into()),
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Time buckets of the next `n` rows.
+    pub(super) fn read_buckets(&mut self, n: usize, buckets: &Buckets, out: &mut Vec<u32>) -> Result<(), String> {
+        let to_ms = self.time.ok_or("not the time column")?;
+        self.each(n, out, SKIP, |c, k, out| {
+            if c.page.as_ref().is_some_and(|p| p.dict.is_some()) {
+                if c.dict_buckets.len() != c.dict_len {
+                    let Vals::Int(v) = &c.vals else { return Err("the time column is not integer".into()) };
+                    let mut cursor = 0;
+                    let entries = v.get(1..=c.dict_len).ok_or("the dictionary is short")?;
+                    c.dict_buckets = entries.iter().map(|&x| buckets.locate(to_ms(x), &mut cursor)).collect();
+                }
+                c.indices(k, false)?;
+                gather(&c.dict_buckets, &c.scratch, out)?;
+                return Ok(());
+            }
+            let page = c.page.as_mut().ok_or("no page")?;
+            let mut raw = Vec::with_capacity(k);
+            i64::plain(&page.buf, page.pos, k, c.phys, &mut raw)?;
+            page.pos += k * width(c.phys);
+            out.extend(raw.into_iter().map(|x| buckets.locate(to_ms(x), &mut c.time_cursor)));
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The next `n` values of a numeric column, and which are valid when some are null.
+    pub(super) fn read_numbers<T: Number>(&mut self, n: usize, out: &mut Vec<T>) -> Result<Option<Vec<bool>>, String> {
+        self.each(n, out, T::default(), |c, k, out| {
+            if c.page.as_ref().is_some_and(|p| p.dict.is_some()) {
+                c.indices(k, false)?;
+                gather(T::dict(&c.vals).ok_or("the dictionary has another type")?, &c.scratch, out)?;
+                return Ok(());
+            }
+            let page = c.page.as_mut().ok_or("no page")?;
+            T::plain(&page.buf, page.pos, k, c.phys, out)?;
+            page.pos += k * width(c.phys);
+            Ok(())
+        })
+    }
+}
+
+/// Spreads the values appended to `out` after `start` over the rows of `mask`, putting
+/// `fill` at the null rows (walking backwards, so it works in place).
+fn expand<T: Copy>(out: &mut Vec<T>, start: usize, mask: &[bool], fill: T) {
+    let mut vi = out.len() - start;
+    out.resize(start + mask.len(), fill);
+    for (i, &present) in mask.iter().enumerate().rev() {
+        if present {
+            vi -= 1;
+            out[start + i] = out[start + vi];
+        } else {
+            out[start + i] = fill;
+        }
+    }
+}
+
+/// `out.push(d[i])` for every index, failing (not panicking) on an index past the
+/// dictionary: the bounds check the lookup needs anyway is the validation.
+fn gather<T: Copy + Default>(d: &[T], idx: &[u32], out: &mut Vec<T>) -> Result<(), String> {
+    let mut bad = false;
+    out.extend(idx.iter().map(|&i| match d.get(i as usize) {
+        Some(v) => *v,
+        None => {
+            bad = true;
+            T::default()
+        }
+    }));
+    if bad {
+        return Err(format!("a dictionary index is out of range ({} entries)", d.len()));
+    }
+    Ok(())
+}
+
+/// One PLAIN byte array (4-byte length, then the bytes) as UTF-8.
+fn byte_array<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a str, String> {
+    let len = u32::from_le_bytes(
+        buf.get(*pos..*pos + 4).ok_or("a byte array value ends early")?.try_into().unwrap_or([0; 4]),
+    ) as usize;
+    let bytes = buf.get(*pos + 4..*pos + 4 + len).ok_or("a byte array value ends early")?;
+    *pos += 4 + len;
+    std::str::from_utf8(bytes).map_err(|_| "a string value is not valid UTF-8".to_string())
+}
+
+/// Bytes per PLAIN value of a fixed-width physical type.
+fn width(phys: Phys) -> usize {
+    match phys {
+        Phys::INT32 | Phys::FLOAT => 4,
+        _ => 8,
+    }
+}
+
+/// A numeric value type read from pages: its dictionary entries and PLAIN values.
+pub(super) trait Number: Copy + Default {
+    fn dict(vals: &Vals) -> Option<&[Self]>;
+    /// Appends `n` PLAIN values starting at `pos`.
+    fn plain(buf: &[u8], pos: usize, n: usize, phys: Phys, out: &mut Vec<Self>) -> Result<(), String>;
+}
+
+fn plain_bytes(buf: &[u8], pos: usize, n: usize, phys: Phys) -> Result<&[u8], String> {
+    buf.get(pos..pos + n * width(phys)).ok_or_else(|| "a page ends early".to_string())
+}
+
+impl Number for i64 {
+    fn dict(vals: &Vals) -> Option<&[i64]> {
+        match vals {
+            Vals::Int(v) => v.get(1..),
+            _ => None,
+        }
+    }
+
+    fn plain(buf: &[u8], pos: usize, n: usize, phys: Phys, out: &mut Vec<i64>) -> Result<(), String> {
+        let bytes = plain_bytes(buf, pos, n, phys)?;
+        if phys == Phys::INT32 {
+            out.extend(bytes.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as i64));
+        } else {
+            out.extend(bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))));
+        }
+        Ok(())
+    }
+}
+
+impl Number for f64 {
+    fn dict(vals: &Vals) -> Option<&[f64]> {
+        match vals {
+            Vals::Float(v) => v.get(1..),
+            _ => None,
+        }
+    }
+
+    fn plain(buf: &[u8], pos: usize, n: usize, phys: Phys, out: &mut Vec<f64>) -> Result<(), String> {
+        let bytes = plain_bytes(buf, pos, n, phys)?;
+        if phys == Phys::FLOAT {
+            out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as f64));
+        } else {
+            out.extend(bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,422 @@
+//! Direct page decoding for flat column chunks. Dimension, filter and time columns are
+//! consumed as dictionary *indices*: a value is interned, tested against the filters or put
+//! in its time bucket once per dictionary entry instead of once per row, and with one time
+//! bucket a combination of indices maps straight to its group. Numeric columns are decoded
+//! from the pages straight into the buffers the accumulators read. No Arrow array is built
+//! for the dimension or time columns, and nothing is copied twice.
+//!
+//! Nulls: pages without nulls skip their definition levels; otherwise the levels say which
+//! rows have a stored value. A null is local code 0 for code columns (interned like the
+//! empty string, tested as null by filters), `SKIP` for the time column and an Arrow null
+//! for numbers — the Arrow reader's semantics.
+//!
+//! A row group is read here only when every needed column qualifies ([`prepare`]): a
+//! top-level, non-repeated column; string, boolean, 8–64-bit integer, float or (time column)
+//! timestamp/date type; PLAIN or dictionary encoded. Everything else goes through the Arrow
+//! reader ([`super::scan`]); both paths produce the same answers (the reference suite runs
+//! every plan through each).
+
+mod cursor;
+mod hybrid;
+
+use super::EngineError;
+use super::buckets::SKIP;
+use super::group::{BatchContext, Partial};
+use super::plan::QueryPlan;
+use crate::catalog::physical::DataFile;
+use arrow::array::{ArrayRef, Float64Array, Int64Array};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::DataType;
+use parquet::arrow::arrow_reader::RowSelection;
+use parquet::basic::{Encoding, Type as Phys};
+use parquet::file::serialized_reader::SerializedPageReader;
+use std::fs::File;
+use std::sync::Arc;
+
+use cursor::{Cursor, NULL_LOCAL, Vals};
+
+/// Rows per batch: small enough that a batch's buffers stay in the CPU caches.
+const BATCH: usize = 4096;
+
+/// Largest table of local-code combinations (entries) for the one-bucket group lookup.
+const COMBO_MAX: usize = 1 << 20;
+
+/// The value domain of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    /// Booleans, read as codes 0 = "false", 1 = "true" (their text as dimension values).
+    Bool,
+    Int,
+    Float,
+}
+
+/// How one needed column is read and what it feeds.
+#[derive(Debug, Clone)]
+pub struct ColSpec {
+    name: String,
+    leaf: usize,
+    phys: Phys,
+    kind: Kind,
+    /// Time column: raw value → UTC ms.
+    time: Option<fn(i64) -> i64>,
+    /// Indices of the group-by dimensions it feeds.
+    dims: Vec<usize>,
+    /// Indices of the row filters on it.
+    filters: Vec<usize>,
+    /// Needed as an Arrow array (aggregation input or metric filter).
+    array: bool,
+}
+
+/// The columns of row group `rg` of `f`, when the page decoder can read all of them exactly;
+/// `None` sends the row group to the Arrow reader. `constant` = the time column is not needed.
+pub fn prepare(plan: &QueryPlan, f: &DataFile, rg: usize, constant: bool) -> Option<Vec<ColSpec>> {
+    let mut specs: Vec<ColSpec> = Vec::new();
+    let time_idx = (!constant).then(|| entry(&mut specs, &plan.time_column));
+    for (j, g) in plan.group_by.iter().enumerate() {
+        let i = entry(&mut specs, &g.column);
+        specs[i].dims.push(j);
+    }
+    for (k, p) in plan.filters.iter().enumerate() {
+        let i = entry(&mut specs, &p.column);
+        specs[i].filters.push(k);
+    }
+    for a in &plan.aggregations {
+        for c in a.input.columns().iter().chain(a.filter.as_ref().map(|f| &f.column)) {
+            let i = entry(&mut specs, c);
+            specs[i].array = true;
+        }
+    }
+    let schema = f.metadata.schema();
+    let md = f.metadata.metadata();
+    let descr = md.file_metadata().schema_descr();
+    let rg_meta = md.row_group(rg);
+    for (i, s) in specs.iter_mut().enumerate() {
+        let dt = schema.field_with_name(&s.name).ok()?.data_type().clone();
+        s.leaf = descr.columns().iter().position(|c| c.path().parts() == [s.name.as_str()])?;
+        let col = descr.column(s.leaf);
+        if col.max_rep_level() != 0 || col.max_def_level() > 1 {
+            return None;
+        }
+        s.phys = col.physical_type();
+        let is_time = time_idx == Some(i);
+        if is_time {
+            // The time column feeds nothing else.
+            if !s.dims.is_empty() || !s.filters.is_empty() || s.array {
+                return None;
+            }
+            s.time = Some(crate::catalog::physical::time_unit_to_ms(&dt)?);
+            if !matches!(s.phys, Phys::INT32 | Phys::INT64) {
+                return None;
+            }
+            s.kind = Kind::Int;
+        } else {
+            s.kind = match (&dt, s.phys) {
+                (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, Phys::BYTE_ARRAY) => Kind::Str,
+                (DataType::Dictionary(k, v), Phys::BYTE_ARRAY) if **k == DataType::Int32 && **v == DataType::Utf8 => {
+                    Kind::Str
+                }
+                (DataType::Int8 | DataType::Int16 | DataType::Int32, Phys::INT32) | (DataType::Int64, Phys::INT64) => {
+                    Kind::Int
+                }
+                (DataType::Float32, Phys::FLOAT) | (DataType::Float64, Phys::DOUBLE) => Kind::Float,
+                // Booleans serve as dimensions and row filters; as numbers the Arrow reader
+                // casts them.
+                (DataType::Boolean, Phys::BOOLEAN) if !s.array => Kind::Bool,
+                _ => return None,
+            };
+            // Float dimensions and row filters keep the Arrow reader's semantics there.
+            if s.kind == Kind::Float && s.codes() {
+                return None;
+            }
+        }
+        let chunk = rg_meta.column(s.leaf);
+        if chunk.encodings().any(|e| {
+            !matches!(e, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY | Encoding::RLE)
+        }) {
+            return None;
+        }
+    }
+    Some(specs)
+}
+
+impl ColSpec {
+    /// Read as local codes (dimensions, row filters, and every string column); otherwise as
+    /// values.
+    fn codes(&self) -> bool {
+        !self.dims.is_empty() || !self.filters.is_empty() || matches!(self.kind, Kind::Str | Kind::Bool)
+    }
+}
+
+/// The index of column `name` in `specs`, added when new.
+fn entry(specs: &mut Vec<ColSpec>, name: &str) -> usize {
+    if let Some(i) = specs.iter().position(|s| s.name == name) {
+        return i;
+    }
+    specs.push(ColSpec {
+        name: name.to_string(),
+        leaf: 0,
+        phys: Phys::INT32,
+        kind: Kind::Int,
+        time: None,
+        dims: vec![],
+        filters: vec![],
+        array: false,
+    });
+    specs.len() - 1
+}
+
+/// Reads one unit (row group, or the rows of it in `selection`) through the page decoder.
+#[allow(clippy::too_many_arguments)]
+pub fn read_unit(
+    plan: &QueryPlan,
+    file_idx: usize,
+    rg: usize,
+    specs: &[ColSpec],
+    selection: Option<&RowSelection>,
+    constant: Option<u32>,
+    part: &mut Partial,
+    ctx: &BatchContext,
+    cancel: &super::plan::CancelToken,
+    rows_read: &std::sync::atomic::AtomicU64,
+) -> Result<(), EngineError> {
+    let f: &Arc<DataFile> = &plan.files[file_idx];
+    let md = f.metadata.metadata();
+    let rg_meta = md.row_group(rg);
+    let total = rg_meta.num_rows().max(0) as usize;
+    let file = Arc::new(File::open(&f.path).map_err(|e| EngineError::file(&f.path, e))?);
+    let offsets = md.offset_index().and_then(|o| o.get(rg));
+    let mut cursors = Vec::with_capacity(specs.len());
+    for s in specs {
+        let chunk = rg_meta.column(s.leaf);
+        let locations = offsets.and_then(|o| o.get(s.leaf)).map(|o| o.page_locations().clone());
+        let pages = SerializedPageReader::new(file.clone(), chunk, total, locations)
+            .map_err(|e| EngineError::file(&f.path, e))?;
+        let has_def = md.file_metadata().schema_descr().column(s.leaf).max_def_level() > 0;
+        cursors.push(Cursor::new(pages, s, has_def));
+    }
+    let ranges: Vec<(usize, usize)> = match selection {
+        None => vec![(0, total)],
+        Some(sel) => {
+            let (mut at, mut out) = (0usize, Vec::new());
+            for r in sel.iter() {
+                if !r.skip && r.row_count > 0 {
+                    out.push((at, r.row_count));
+                }
+                at += r.row_count;
+            }
+            out
+        }
+    };
+    let mut state = UnitState::new(plan, specs);
+    for (start, len) in ranges {
+        for c in cursors.iter_mut() {
+            c.skip_to(start).map_err(|e| EngineError::file(&f.path, e))?;
+        }
+        let mut done = 0;
+        while done < len {
+            if cancel.is_canceled() {
+                return Err(EngineError::Canceled);
+            }
+            let n = BATCH.min(len - done);
+            state.batch(plan, specs, &mut cursors, n, constant, part, ctx).map_err(|e| match e {
+                Failure::Data(m) => EngineError::file(&f.path, m),
+                Failure::Engine(e) => e,
+            })?;
+            rows_read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            done += n;
+        }
+    }
+    Ok(())
+}
+
+enum Failure {
+    /// The file's bytes are not what its metadata promised.
+    Data(String),
+    Engine(EngineError),
+}
+
+impl From<String> for Failure {
+    fn from(m: String) -> Self {
+        Failure::Data(m)
+    }
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        Failure::Engine(e)
+    }
+}
+
+/// Per-unit caches: what each local code means for the filters, the dimensions and (one
+/// dimension, one bucket) the groups.
+struct UnitState {
+    /// Per filter: 0 = not yet evaluated, 1 = no match, 2 = match; indexed by local code.
+    hits: Vec<Vec<u8>>,
+    /// Per dimension: its code in the partial's interner, `SKIP` = not yet interned.
+    dim_maps: Vec<Vec<u32>>,
+    /// Constant bucket: the group of each combination of the dimensions' local codes
+    /// (`SKIP` = not yet looked up), laid out by `combo_lens`.
+    combo: Vec<u32>,
+    combo_lens: Vec<usize>,
+    /// Which cursor feeds each dimension and each filter.
+    dim_cursor: Vec<usize>,
+    filter_cursor: Vec<usize>,
+}
+
+impl UnitState {
+    fn new(plan: &QueryPlan, specs: &[ColSpec]) -> UnitState {
+        let find = |pred: &dyn Fn(&ColSpec) -> bool| specs.iter().position(pred).unwrap_or(0);
+        UnitState {
+            hits: vec![Vec::new(); plan.filters.len()],
+            dim_maps: vec![Vec::new(); plan.group_by.len()],
+            combo: Vec::new(),
+            combo_lens: Vec::new(),
+            dim_cursor: (0..plan.group_by.len()).map(|j| find(&|s| s.dims.contains(&j))).collect(),
+            filter_cursor: (0..plan.filters.len()).map(|k| find(&|s| s.filters.contains(&k))).collect(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn batch(
+        &mut self,
+        plan: &QueryPlan,
+        specs: &[ColSpec],
+        cursors: &mut [Cursor],
+        n: usize,
+        constant: Option<u32>,
+        part: &mut Partial,
+        ctx: &BatchContext,
+    ) -> Result<(), Failure> {
+        // 1. Time bucket per row.
+        let mut gids: Vec<u32> = Vec::with_capacity(n);
+        let mut arrays: Vec<(&str, ArrayRef)> = Vec::new();
+        for (s, c) in specs.iter().zip(cursors.iter_mut()) {
+            if s.time.is_some() {
+                c.read_buckets(n, ctx.buckets, &mut gids)?;
+            } else if !s.codes() {
+                let arr: ArrayRef = match s.kind {
+                    Kind::Int => {
+                        let mut v = Vec::with_capacity(n);
+                        let valid = c.read_numbers::<i64>(n, &mut v)?;
+                        Arc::new(Int64Array::new(v.into(), valid.map(NullBuffer::from)))
+                    }
+                    _ => {
+                        let mut v = Vec::with_capacity(n);
+                        let valid = c.read_numbers::<f64>(n, &mut v)?;
+                        Arc::new(Float64Array::new(v.into(), valid.map(NullBuffer::from)))
+                    }
+                };
+                arrays.push((s.name.as_str(), arr));
+            } else {
+                c.locals.clear();
+                let mut locals = std::mem::take(&mut c.locals);
+                let r = c.read_locals(n, &mut locals);
+                c.locals = locals;
+                r?;
+                if s.array {
+                    arrays.push((s.name.as_str(), c.locals_array()?));
+                }
+            }
+        }
+        if let Some(b) = constant {
+            gids.resize(n, b);
+        }
+        // 2. Row filters, evaluated once per local code.
+        for (k, p) in plan.filters.iter().enumerate() {
+            let c = &cursors[self.filter_cursor[k]];
+            let hits = &mut self.hits[k];
+            if hits.len() < c.vals.len() {
+                hits.resize(c.vals.len(), 0);
+            }
+            for (g, &l) in gids.iter_mut().zip(&c.locals) {
+                let h = &mut hits[l as usize];
+                if *h == 0 {
+                    *h = 1 + u8::from(c.vals.matches(l as usize, &p.op));
+                }
+                if *h == 1 {
+                    *g = SKIP;
+                }
+            }
+        }
+        // 3. Groups.
+        let ndims = plan.group_by.len();
+        let lens: Vec<usize> = self.dim_cursor.iter().map(|&c| cursors[c].vals.len()).collect();
+        let space = lens.iter().try_fold(1usize, |a, &l| a.checked_mul(l.max(1)));
+        match (constant, space) {
+            // One bucket and a small space of local-code combinations: each combination's
+            // group is looked up once per unit, then one table load per row.
+            (Some(bucket), Some(space)) if space <= COMBO_MAX => {
+                if self.combo_lens != lens || self.combo.len() != space {
+                    self.combo = vec![SKIP; space];
+                    self.combo_lens = lens;
+                }
+                let mut slots: Vec<u32> = match self.dim_cursor.first() {
+                    Some(&c) => cursors[c].locals.clone(),
+                    None => vec![0; n],
+                };
+                for (j, &c) in self.dim_cursor.iter().enumerate().skip(1) {
+                    let width = self.combo_lens[j] as u32;
+                    for (s, &l) in slots.iter_mut().zip(&cursors[c].locals) {
+                        *s = *s * width + l;
+                    }
+                }
+                let mut codes = Vec::with_capacity(ndims);
+                for (i, (g, &s)) in gids.iter_mut().zip(&slots).enumerate() {
+                    if *g == SKIP {
+                        continue;
+                    }
+                    let e = &mut self.combo[s as usize];
+                    if *e == SKIP
+                        && let [c] = self.dim_cursor.as_slice()
+                        && let Vals::Int(v) = &cursors[*c].vals
+                        && cursors[*c].locals[i] != NULL_LOCAL
+                    {
+                        // One integer dimension: every row group repeats (mostly) the same
+                        // dictionary, so resolve values through the partial's lasting table.
+                        *e = part.gid_for_int(bucket, v[cursors[*c].locals[i] as usize]);
+                    }
+                    if *e == SKIP {
+                        codes.clear();
+                        for (j, &c) in self.dim_cursor.iter().enumerate() {
+                            let cur = &cursors[c];
+                            codes.push(cur.vals.intern(cur.locals[i] as usize, &mut part.dims[j]));
+                        }
+                        *e = part.groups.id(bucket, &codes);
+                    }
+                    *g = *e;
+                }
+            }
+            _ => {
+                let mut dim_codes: Vec<Vec<u32>> = Vec::with_capacity(plan.group_by.len());
+                for j in 0..plan.group_by.len() {
+                    let c = &cursors[self.dim_cursor[j]];
+                    let map = &mut self.dim_maps[j];
+                    if map.len() < c.vals.len() {
+                        map.resize(c.vals.len(), SKIP);
+                    }
+                    let mut codes = Vec::with_capacity(n);
+                    for &l in &c.locals {
+                        let m = &mut map[l as usize];
+                        if *m == SKIP {
+                            *m = c.vals.intern(l as usize, &mut part.dims[j]);
+                        }
+                        codes.push(*m);
+                    }
+                    dim_codes.push(codes);
+                }
+                part.groups.assign(&mut gids, &dim_codes);
+            }
+        }
+        // 4. Aggregations.
+        let col = |name: &str| -> Result<ArrayRef, EngineError> {
+            arrays
+                .iter()
+                .find(|(c, _)| *c == name)
+                .map(|(_, a)| a.clone())
+                .ok_or_else(|| EngineError::MissingColumn(name.to_string()))
+        };
+        part.aggregate(&gids, &col, n, ctx)?;
+        Ok(())
+    }
+}
