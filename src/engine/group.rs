@@ -297,22 +297,13 @@ impl Partial {
         if self.direct.0 != bucket {
             self.direct = (bucket, Vec::new());
         }
-        let table = &mut self.direct.1;
-        if table.len() <= hi as usize {
-            table.resize((hi as usize + 1).next_power_of_two(), SKIP);
-        }
         for (g, &x) in gids.iter_mut().zip(vals.iter()) {
             if *g == SKIP {
                 continue;
             }
-            let found = table[x as usize];
-            *g = if found != SKIP {
-                found
-            } else {
-                let code = self.dims[0].code_int(x);
-                let id = self.groups.id(bucket, &[code]);
-                table[x as usize] = id;
-                id
+            *g = match self.direct.1.get(x as usize) {
+                Some(&found) if found != SKIP => found,
+                _ => self.gid_for_int(bucket, x),
             };
         }
         true

@@ -29,9 +29,6 @@ pub struct Unit {
     pub rows: Option<(usize, usize)>,
 }
 
-/// Smallest slice a row group is split into.
-pub const MIN_SPLIT_ROWS: usize = 1 << 16;
-
 /// Splits row groups into row slices so the workers finish together, for files with an
 /// offset index (a slice then reads only its own pages). A slice still decodes every page
 /// it touches, and small columns often have one page per row group, so splitting is kept to
