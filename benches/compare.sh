@@ -34,17 +34,11 @@ write_config() {
 }
 
 PID=""
+. benches/serve.sh
+# The bench config lives on in data/bench (the rollup appends its catalog entry there).
 start() {
-  "$QUIVER" serve --config "$CONF" --port "$PORT" > "$BENCH/quiver_sf$SF.log" 2>&1 &
-  PID=$!
-  # Ready once it answers and has finished warming dimension values (a background scan of
-  # the facts that would otherwise run during the first measurements).
-  for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$PORT/status" > /dev/null && grep -q "dimension values warmed" "$BENCH/quiver_sf$SF.log" && return 0
-    sleep 0.2
-  done
-  echo "quiver did not start; see $BENCH/quiver_sf$SF.log" >&2
-  exit 1
+  WORK="$CONF"
+  start_quiver "$QUIVER" "$PORT" || exit 1
 }
 stop() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; PID=""; }
 trap stop EXIT

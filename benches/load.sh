@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 SECS="${1:-15}"
 CONNS="${2:-8}"
 PORT="${QUIVER_LOAD_PORT:-9994}"
-command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --quiet
 . benches/serve.sh
+need_wrk
+cargo build --release --quiet
 scratch_config
 unlimited
 start_quiver ./target/release/quiver "$PORT" --log-format json

@@ -2,7 +2,10 @@
 # copy of the embedded configuration and a quiver server on loopback.
 #   scratch_config            -> WORK: a temporary config dir (jobs inside it), removed on exit
 #   unlimited                 -> lifts the concurrency limits in WORK/gateway.toml
-#   start_quiver BIN PORT ... -> serves WORK on PORT (extra args go to `serve`), waits for /status
+#   start_quiver BIN PORT ... -> serves WORK on PORT (extra args go to `serve`), waits until it
+#                                answers /status and has warmed its dimension values (a
+#                                background scan that would otherwise overlap measurements)
+#   need_wrk                  -> installs wrk from Debian's packages when missing
 
 scratch_config() {
   WORK=$(mktemp -d)
@@ -20,10 +23,14 @@ start_quiver() {
   shift 2
   "$bin" serve --config "$WORK" --port "$port" "$@" > "$WORK/server.log" 2>&1 &
   PID=$!
-  for _ in $(seq 1 50); do
-    curl -sf "http://127.0.0.1:$port/status" > /dev/null && return 0
+  for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$port/status" > /dev/null && grep -q "dimension values warmed" "$WORK/server.log" && return 0
     sleep 0.2
   done
   echo "quiver did not start; see $WORK/server.log" >&2
   return 1
+}
+
+need_wrk() {
+  command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 }

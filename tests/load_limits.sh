@@ -8,9 +8,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 SECS="${1:-60}"
 PORT="${QUIVER_LOADL_PORT:-9993}"
-command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --quiet
 . benches/serve.sh
+need_wrk
+cargo build --release --quiet
 scratch_config
 {
   echo; echo "[auth]"; echo "enabled = true"
