@@ -214,25 +214,17 @@ pub fn apply_predicate(name: &str, op: &PredOp, arr: &ArrayRef, mask: &mut [bool
             let v = arrow::compute::cast(arr, &DataType::Int64).map_err(EngineError::arrow)?;
             let v = v.as_primitive::<Int64Type>();
             let null_hit = op.matches_text(None);
-            let set: Option<(Vec<i64>, bool)> = match op {
-                PredOp::In(vals) => Some((vals.iter().filter_map(|x| x.parse().ok()).collect(), true)),
-                PredOp::NotIn(vals) => Some((vals.iter().filter_map(|x| x.parse().ok()).collect(), false)),
-                _ => None,
-            };
+            // Each distinct value is tested once, by the same rule the page decoder uses.
             let mut cache: FxHashMap<i64, bool> = FxHashMap::default();
             for (i, m) in mask.iter_mut().enumerate().take(n) {
                 if !*m {
                     continue;
                 }
-                if v.is_null(i) {
-                    *m = null_hit;
-                    continue;
-                }
-                let x = v.value(i);
-                *m = match (&set, op) {
-                    (Some((s, positive)), _) => s.contains(&x) == *positive,
-                    (None, PredOp::Cmp(c, k)) => c.test(x as f64, *k),
-                    (None, _) => *cache.entry(x).or_insert_with(|| op.matches_text(Some(&x.to_string()))),
+                *m = if v.is_null(i) {
+                    null_hit
+                } else {
+                    let x = v.value(i);
+                    *cache.entry(x).or_insert_with(|| int_matches(op, x))
                 };
             }
         }
@@ -264,8 +256,8 @@ pub fn apply_predicate(name: &str, op: &PredOp, arr: &ArrayRef, mask: &mut [bool
     Ok(())
 }
 
-/// Whether a non-null integer passes `op`, as [`apply_predicate`] decides it row by row:
-/// `in`/`notin` compare numerically, comparisons as f64, the rest on the decimal text.
+/// Whether a non-null integer passes `op`: `in`/`notin` compare numerically, comparisons as
+/// f64, the rest on the decimal text. The one rule for integer columns, in both readers.
 pub fn int_matches(op: &PredOp, x: i64) -> bool {
     match op {
         PredOp::In(vals) => vals.iter().any(|v| v.parse::<i64>() == Ok(x)),
