@@ -168,7 +168,7 @@ fn without_inconsistent_page_index(md: ArrowReaderMetadata, path: &Path) -> Resu
 
 /// Whether every page location lies inside its column chunk, after the previous page, and
 /// starts a row after the previous page's first row (the first at row 0).
-pub fn offset_index_consistent(pm: &parquet::file::metadata::ParquetMetaData) -> bool {
+fn offset_index_consistent(pm: &parquet::file::metadata::ParquetMetaData) -> bool {
     let Some(oi) = pm.offset_index() else { return true };
     oi.iter().enumerate().all(|(rg, cols)| {
         let Some(rgm) = pm.row_groups().get(rg) else { return cols.is_empty() };
