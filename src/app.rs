@@ -31,6 +31,28 @@ impl Clock for FixedClock {
     }
 }
 
+/// A clock that moves only when told (tests of expiry and orphaned jobs).
+#[derive(Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// A clock reading `ms`.
+    pub fn at(ms: i64) -> ManualClock {
+        ManualClock(std::sync::atomic::AtomicI64::new(ms))
+    }
+
+    /// Moves the clock forward by `ms`.
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Everything a request handler needs.
 pub struct AppState {
     pub config: GatewayConfig,
@@ -43,6 +65,8 @@ pub struct AppState {
     pub auth: Auth,
     pub counters: Counters,
     pub metrics: crate::metrics::Metrics,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
+    pub trusted_proxies: Vec<crate::http::client::Net>,
     /// Physical tables whose data files failed to read, with the last error (`/status`).
     pub degraded: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
@@ -72,10 +96,15 @@ impl AppState {
         clock: Arc<dyn Clock>,
         jobs_dir: &std::path::Path,
     ) -> AppState {
-        let jobs = Arc::new(Jobs::open(jobs_dir, clock.clone(), config.jobs.expiry_seconds));
-        let admission = Admission::new(config.limits.clone());
+        let jobs = Arc::new(Jobs::open(jobs_dir, clock.clone(), &config.jobs));
+        let q = &config.query;
+        let admission =
+            Admission::new(config.limits.clone()).with_byte_budget(q.max_inflight_bytes, q.max_inflight_bytes_per_user);
+        crate::workers::set_nice(q.worker_nice);
         let auth = Auth::new(&config.auth);
+        let trusted_proxies = crate::http::client::parse_all(&config.server.trusted_proxies).unwrap_or_default();
         AppState {
+            trusted_proxies,
             config,
             config_dir,
             catalog: Arc::new(catalog),
@@ -107,6 +136,20 @@ pub fn load_config(config_dir: &std::path::Path) -> Result<(GatewayConfig, Catal
 }
 
 impl AppState {
+    /// A physical table whose files fail to read is degraded until a query on it succeeds.
+    pub fn note_table_health<T>(&self, slice: &str, r: &Result<T, crate::engine::EngineError>) {
+        let mut degraded = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
+        match r {
+            Err(e @ crate::engine::EngineError::File { .. }) => {
+                degraded.insert(slice.to_string(), e.to_string());
+            }
+            Ok(_) => {
+                degraded.remove(slice);
+            }
+            Err(_) => {}
+        }
+    }
+
     /// Records a finished (or failed) query in the counters.
     pub fn count(&self, r: &Result<crate::engine::QueryResult, crate::engine::EngineError>) {
         use std::sync::atomic::Ordering::Relaxed;

@@ -43,7 +43,12 @@ pub struct Principal {
     pub tables: Option<HashSet<String>>,
     /// Row-level filters ANDed into every query.
     pub filters: Vec<FilterClause>,
+    /// Sees every user's jobs and the detailed `/status`.
     pub admin: bool,
+    /// A role grants the UI concurrency limit (`ui = true`).
+    pub ui: bool,
+    /// Identified by a token (false when auth is off).
+    pub authenticated: bool,
 }
 
 impl Principal {
@@ -54,7 +59,16 @@ impl Principal {
             tables: None,
             filters: vec![],
             admin: false,
+            ui: false,
+            authenticated: false,
         }
+    }
+
+    /// The key limits and quotas count under: the user when authenticated, else the client
+    /// address (so callers without a token do not share one budget, and no header can pick
+    /// another's).
+    pub fn limit_key(&self, client: std::net::IpAddr) -> String {
+        if self.authenticated { format!("user:{}", self.user) } else { format!("addr:{client}") }
     }
 
     pub fn require(&self, scope: Scope) -> Result<(), Error> {
@@ -102,6 +116,8 @@ impl Auth {
                 tables: Some(HashSet::new()),
                 filters: vec![],
                 admin: false,
+                ui: false,
+                authenticated: true,
             };
             for r in t.roles.iter().filter_map(|r| cfg.roles.get(r)) {
                 p.scopes.extend(r.scopes.iter().filter_map(|s| Scope::parse(s)));
@@ -113,6 +129,7 @@ impl Auth {
                 // Every role's filters apply (the most restrictive reading).
                 p.filters.extend(filters::parse(&r.filters).unwrap_or_default());
                 p.admin |= r.admin;
+                p.ui |= r.ui;
             }
             tokens.insert(t.sha256.to_ascii_lowercase(), p);
         }
@@ -163,6 +180,7 @@ mod tests {
                 tables: vec!["flights".into()],
                 filters: "origin|id-in[JFK]".into(),
                 admin: false,
+                ui: false,
             },
         );
         roles.insert("ops".into(), RoleConfig { admin: true, ..Default::default() });

@@ -52,8 +52,11 @@ pub struct RoleConfig {
     /// Row-level filters in the filters grammar, ANDed into every query and dimension-values
     /// listing of the role. Default none.
     pub filters: String,
-    /// Sees every user's jobs. Default false.
+    /// Sees every user's jobs and the detailed `/status`. Default false.
     pub admin: bool,
+    /// Members get `limits.request_limit_ui` concurrent data queries instead of
+    /// `request_limit_per_user` (for a dashboard's service account). Default false.
+    pub ui: bool,
 }
 
 impl Default for RoleConfig {
@@ -63,6 +66,7 @@ impl Default for RoleConfig {
             tables: vec!["*".into()],
             filters: String::new(),
             admin: false,
+            ui: false,
         }
     }
 }
@@ -78,11 +82,42 @@ pub struct ServerConfig {
     pub api_root: String,
     /// Longest accepted request URI in bytes; longer gets 414. Default 16384.
     pub max_uri_length: usize,
+    /// Seconds a client has to send a complete request head, counted from the moment the
+    /// server starts waiting for it (on a new connection, or after the previous response on a
+    /// keep-alive one, so it is also the idle keep-alive timeout); past it the connection is
+    /// closed. Default 10.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a response may make no progress because the client does not read it; past it
+    /// the connection is closed and everything the response held is released. Default 30.
+    pub write_timeout_seconds: u64,
+    /// Open connections across all clients; past it new connections get a 503 and are
+    /// closed. Default 1000.
+    pub max_connections: usize,
+    /// Open connections from one client address; past it new ones get a 503. Default 256.
+    pub max_connections_per_client: usize,
+    /// Seconds SIGTERM/SIGINT waits for open requests before closing every connection.
+    /// Default 30.
+    pub shutdown_deadline_seconds: u64,
+    /// Addresses (`10.0.0.1`) or networks (`10.0.0.0/8`) of reverse proxies whose
+    /// `X-Forwarded-For` names the client. Requests from anywhere else are identified by their
+    /// own address whatever that header says. Default none.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { bind: "127.0.0.1".into(), port: 9998, api_root: "/v1".into(), max_uri_length: 16384 }
+        ServerConfig {
+            bind: "127.0.0.1".into(),
+            port: 9998,
+            api_root: "/v1".into(),
+            max_uri_length: 16384,
+            header_read_timeout_seconds: 10,
+            write_timeout_seconds: 30,
+            max_connections: 1000,
+            max_connections_per_client: 256,
+            shutdown_deadline_seconds: 30,
+            trusted_proxies: vec![],
+        }
     }
 }
 
@@ -115,6 +150,15 @@ pub struct QueryConfig {
     /// Most bytes of aggregation state one query worker may hold; past it 507.
     /// Default 2 GiB.
     pub max_query_bytes: usize,
+    /// Bytes of results held for responses being written (or waiting for a slow client), in
+    /// all. A query whose result would pass it gets 503 with `Retry-After`. Default 1 GiB.
+    pub max_inflight_bytes: usize,
+    /// The same budget per caller; past it 429 with `Retry-After`. Default 256 MiB.
+    pub max_inflight_bytes_per_user: usize,
+    /// Nice value of the threads that scan, render and write job files, so that `/status`,
+    /// `/metrics` and metadata stay responsive under heavy queries (0 leaves them alone).
+    /// Default 10.
+    pub worker_nice: i32,
     /// Worker threads for one query's scan; 0 = number of cores. Default 0.
     pub scan_threads: usize,
     /// Read flat, PLAIN or dictionary-encoded row groups with the engine's own
@@ -137,6 +181,9 @@ impl Default for QueryConfig {
             max_groups: 5_000_000,
             max_buckets: 10_000_000,
             max_query_bytes: 2 << 30,
+            max_inflight_bytes: 1 << 30,
+            max_inflight_bytes_per_user: 256 << 20,
+            worker_nice: 10,
             scan_threads: 0,
             page_decoder: true,
         }
@@ -150,7 +197,8 @@ pub struct LimitsConfig {
     pub request_limit_global: i64,
     /// Concurrent `/data` requests per user; -1 disables. Default 2.
     pub request_limit_per_user: i64,
-    /// Per-user limit for UI clients (`clientid: UI` plus a `referer`). Default 52.
+    /// Per-user limit for principals whose role has `ui = true` (never chosen by a request
+    /// header). Default 52.
     pub request_limit_ui: i64,
     /// Requests per second per user (governor); 0 disables. Default 0.
     pub rate_per_user: u32,
@@ -178,11 +226,25 @@ pub struct JobsConfig {
     pub dir: String,
     /// Seconds after which finished jobs and their results are deleted. Default 7 days.
     pub expiry_seconds: u64,
+    /// Pending jobs one user may have; past it new jobs get 429. Default 10.
+    pub max_pending_per_user: usize,
+    /// Bytes of stored results one user may hold; past it new jobs get 429 until old ones
+    /// expire. Default 1 GiB.
+    pub max_result_bytes_per_user: u64,
+    /// A pending job whose status or results nobody has asked for in this many seconds is
+    /// canceled (reported `canceled`, reason `JOB_ORPHANED`); 0 disables. Default 600.
+    pub orphan_seconds: u64,
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        JobsConfig { dir: "../var/jobs".into(), expiry_seconds: 7 * 24 * 3600 }
+        JobsConfig {
+            dir: "../var/jobs".into(),
+            expiry_seconds: 7 * 24 * 3600,
+            max_pending_per_user: 10,
+            max_result_bytes_per_user: 1 << 30,
+            orphan_seconds: 600,
+        }
     }
 }
 
@@ -250,6 +312,8 @@ impl GatewayConfig {
             }
             crate::grammar::filters::parse(&r.filters).map_err(|e| format!("key `auth.roles.{name}.filters`: {e}"))?;
         }
+        crate::http::client::parse_all(&self.server.trusted_proxies)
+            .map_err(|e| format!("key `server.trusted_proxies`: {e}"))?;
         if !self.server.api_root.starts_with('/') {
             return Err(format!("key `server.api_root`: '{}' must start with '/'", self.server.api_root));
         }

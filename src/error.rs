@@ -111,6 +111,8 @@ pub enum Reason {
     MethodNotAllowed,
     /// URL longer than the configured maximum.
     UriTooLong,
+    /// The request target is not a path (absolute-form, authority-form, `*`).
+    RequestTargetInvalid,
     // ---- identity and admission ----
     /// Missing or unknown bearer token.
     Unauthorized,
@@ -129,8 +131,19 @@ pub enum Reason {
     QueryCanceled,
     /// The job store cannot accept new jobs (disk full, unwritable directory).
     JobStoreUnavailable,
+    /// The caller has too many pending jobs or too many stored result bytes.
+    JobQuotaExceeded,
+    /// The job was canceled because nobody asked for it within `jobs.orphan_seconds`.
+    JobOrphaned,
+    /// The job was cut off by a server stop (shutdown or crash) before it finished.
+    JobInterrupted,
+    /// The job's stored results are damaged (checksum mismatch or unparsable).
+    JobResultsCorrupt,
     /// The service is unhealthy.
     ServiceUnavailable,
+    /// A global budget (connections, result bytes in flight, a table's concurrency) is used
+    /// up; retry after `Retry-After`.
+    ServerBusy,
     /// A bug: something that should not happen.
     Internal,
 }
@@ -178,16 +191,18 @@ impl Reason {
             | FilterTooManyValues
             | HavingMetricUndefined
             | SortMetricUndefined
-            | GrainNotSatisfiable => 400,
+            | GrainNotSatisfiable
+            | RequestTargetInvalid => 400,
             Unauthorized => 401,
             Forbidden => 403,
             SliceUndefined | TableNotFound | DimensionNotFound | MetricNotFound | JobNotFound | RouteNotFound
             | PageNotFound => 404,
             MethodNotAllowed => 405,
             UriTooLong => 414,
-            RateLimited => 429,
-            TableSchemaUndefined | DataFileUnreadable | Internal => 500,
-            JobStoreUnavailable | ServiceUnavailable | QueryCanceled => 503,
+            RateLimited | JobQuotaExceeded => 429,
+            JobOrphaned => 410,
+            TableSchemaUndefined | DataFileUnreadable | JobResultsCorrupt | Internal => 500,
+            JobStoreUnavailable | ServiceUnavailable | ServerBusy | QueryCanceled | JobInterrupted => 503,
             ResultTooLarge => 507,
         }
     }
@@ -244,6 +259,7 @@ impl Reason {
             PageNotFound => "PAGE_NOT_FOUND",
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
             UriTooLong => "URI_TOO_LONG",
+            RequestTargetInvalid => "REQUEST_TARGET_INVALID",
             Unauthorized => "UNAUTHORIZED",
             Forbidden => "FORBIDDEN",
             RateLimited => "RATE_LIMITED",
@@ -252,7 +268,12 @@ impl Reason {
             DataFileUnreadable => "DATA_FILE_UNREADABLE",
             QueryCanceled => "QUERY_CANCELED",
             JobStoreUnavailable => "JOB_STORE_UNAVAILABLE",
+            JobQuotaExceeded => "JOB_QUOTA_EXCEEDED",
+            JobOrphaned => "JOB_ORPHANED",
+            JobInterrupted => "JOB_INTERRUPTED",
+            JobResultsCorrupt => "JOB_RESULTS_CORRUPT",
             ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ServerBusy => "SERVER_BUSY",
             Internal => "INTERNAL",
         }
     }
@@ -309,6 +330,7 @@ pub fn status_name(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        410 => "Gone",
         414 => "URI Too Long",
         429 => "Too Many Requests",
         500 => "Internal Server Error",

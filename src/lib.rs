@@ -1,7 +1,7 @@
 //! quiver: a Fili-compatible, URL-driven OLAP gateway over Parquet.
 //!
 //! A request flows through these modules (DESIGN §2):
-//! `http` (warp routes) → `grammar` (pure parsers of each URL parameter) → `request`
+//! `http` (connections, then routing) → `grammar` (pure parsers of each URL parameter) → `request`
 //! (resolution against the `catalog`) → `plan` (physical table choice) → `engine`
 //! (vectorized Arrow aggregation over Parquet) → `response` (json, jsonapi, csv, debug).
 //! `error` holds the single error model every endpoint renders; `time` the zoned grain
@@ -24,3 +24,4 @@ pub mod response;
 pub mod rollup;
 pub mod time;
 pub mod tpch;
+pub mod workers;

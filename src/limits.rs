@@ -1,6 +1,8 @@
-//! Admission (spec §7, DESIGN §6): concurrent in-flight `/data` requests per user and
-//! globally, held by a [`Permit`] exactly while the query runs (also after it became a job),
-//! plus an optional per-user requests-per-second rate through governor's keyed limiter.
+//! Admission (spec §7, DESIGN §6): concurrent in-flight `/data` requests per caller and
+//! globally, held by a [`Permit`] while the query runs and its response is written (also
+//! while it runs as a job); concurrent scans per physical table; a budget of result bytes in
+//! flight; and an optional per-caller requests-per-second rate through governor's keyed
+//! limiter. A caller is an authenticated user, or a client address when auth is off.
 
 use crate::config::LimitsConfig;
 use crate::error::{Error, Reason};
@@ -42,43 +44,94 @@ where
     }
 }
 
+/// Amounts held, in all and per key (a caller, or a physical table).
 #[derive(Default)]
-struct Counts {
-    global: usize,
-    users: HashMap<String, usize>,
+struct Ledger {
+    global: u64,
+    keys: HashMap<String, u64>,
 }
 
-/// Concurrency limits and the optional rate limit.
-pub struct Admission {
-    cfg: LimitsConfig,
-    counts: Arc<Mutex<Counts>>,
-    rate: Option<Box<dyn RateCheck>>,
+/// Which cap a [`Ledger::take`] would have passed.
+enum Over {
+    Global,
+    Key,
 }
 
-/// Holding one permits one in-flight data request; dropping it releases the slot.
-pub struct Permit {
-    user: String,
-    counts: Arc<Mutex<Counts>>,
+type Shared = Arc<Mutex<Ledger>>;
+
+fn take(ledger: &Shared, key: &str, amount: u64, global_cap: Option<u64>, key_cap: Option<u64>) -> Result<Held, Over> {
+    let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+    if global_cap.is_some_and(|cap| l.global + amount > cap) {
+        return Err(Over::Global);
+    }
+    let mine = l.keys.get(key).copied().unwrap_or(0);
+    if key_cap.is_some_and(|cap| mine + amount > cap) {
+        return Err(Over::Key);
+    }
+    l.global += amount;
+    *l.keys.entry(key.to_string()).or_default() += amount;
+    Ok(Held { ledger: ledger.clone(), key: key.to_string(), amount })
 }
 
-impl Drop for Permit {
+/// An amount taken from a ledger; dropping it gives it back.
+pub struct Held {
+    ledger: Shared,
+    key: String,
+    amount: u64,
+}
+
+impl Drop for Held {
     fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        c.global = c.global.saturating_sub(1);
-        if let Some(n) = c.users.get_mut(&self.user) {
-            *n = n.saturating_sub(1);
+        let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        l.global = l.global.saturating_sub(self.amount);
+        if let Some(n) = l.keys.get_mut(&self.key) {
+            *n = n.saturating_sub(self.amount);
             if *n == 0 {
-                c.users.remove(&self.user);
+                l.keys.remove(&self.key);
             }
         }
     }
 }
 
+/// Holding one permits one in-flight data request, from admission until the last byte of its
+/// response is handed to the connection (or the connection is gone); dropping it frees the
+/// slot.
+pub type Permit = Held;
+
+/// Concurrency limits per caller and globally, per physical table, the budget of result bytes
+/// in flight, and the optional rate limit.
+pub struct Admission {
+    cfg: LimitsConfig,
+    counts: Shared,
+    tables: Shared,
+    bytes: Shared,
+    bytes_cap: (u64, u64),
+    rate: Option<Box<dyn RateCheck>>,
+}
+
+fn cap(limit: i64) -> Option<u64> {
+    (limit >= 0).then_some(limit as u64)
+}
+
 impl Admission {
+    /// Limits from `[limits]`, with no byte budget (see [`Admission::with_byte_budget`]).
     pub fn new(cfg: LimitsConfig) -> Admission {
         let rate = GovernorRate::new(cfg.rate_per_user, cfg.rate_burst, DefaultClock::default())
             .map(|g| Box::new(g) as Box<dyn RateCheck>);
-        Admission { cfg, counts: Arc::default(), rate }
+        Admission {
+            cfg,
+            counts: Arc::default(),
+            tables: Arc::default(),
+            bytes: Arc::default(),
+            bytes_cap: (u64::MAX, u64::MAX),
+            rate,
+        }
+    }
+
+    /// Sets the result-byte budget: `global` in all, `per_caller` for one caller.
+    pub fn with_byte_budget(mut self, global: usize, per_caller: usize) -> Admission {
+        self.bytes_cap = (global as u64, per_caller as u64);
+        self
     }
 
     /// Replaces the rate limiter (tests use governor's fake clock).
@@ -87,10 +140,11 @@ impl Admission {
         self
     }
 
-    /// Admits one data request of `user` for `uri`; `ui` selects the UI per-user limit.
-    pub fn admit(&self, user: &str, ui: bool, uri: &str) -> Result<Permit, Error> {
+    /// Admits one data request of the caller `key` for `uri`; `ui` (granted by a role, never
+    /// by a header) selects the UI per-caller limit.
+    pub fn admit(&self, key: &str, ui: bool, uri: &str) -> Result<Permit, Error> {
         if let Some(rate) = &self.rate
-            && let Err(wait) = rate.check(user)
+            && let Err(wait) = rate.check(key)
         {
             return Err(Error::new(
                 Reason::RateLimited,
@@ -100,36 +154,66 @@ impl Admission {
                 ),
             ));
         }
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if self.cfg.request_limit_global >= 0 && c.global as i64 >= self.cfg.request_limit_global {
-            return Err(Error::new(
-                Reason::RateLimited,
-                format!("Rate limit reached. Global request limit exceeded. Reject {uri}"),
-            ));
-        }
         let limit = if ui { self.cfg.request_limit_ui } else { self.cfg.request_limit_per_user };
-        let mine = c.users.get(user).copied().unwrap_or(0);
-        if limit >= 0 && mine as i64 >= limit {
-            return Err(Error::new(
-                Reason::RateLimited,
-                format!("Rate limit reached. Exceeded user request limit. Reject {uri}"),
-            ));
-        }
-        c.global += 1;
-        *c.users.entry(user.to_string()).or_default() += 1;
-        Ok(Permit { user: user.to_string(), counts: self.counts.clone() })
+        take(&self.counts, key, 1, cap(self.cfg.request_limit_global), cap(limit)).map_err(|over| {
+            let which = match over {
+                Over::Global => "Global request limit exceeded",
+                Over::Key => "Exceeded user request limit",
+            };
+            Error::new(Reason::RateLimited, format!("Rate limit reached. {which}. Reject {uri}"))
+        })
     }
 
-    /// In-flight requests: global count and per user.
+    /// Admits one scan of the physical table `table`, limited to `max` at once.
+    pub fn admit_table(&self, table: &str, max: Option<usize>) -> Result<Option<Held>, Error> {
+        let Some(max) = max else { return Ok(None) };
+        take(&self.tables, table, 1, None, Some(max as u64)).map(Some).map_err(|_| {
+            Error::new(
+                Reason::ServerBusy,
+                format!("Table '{table}' is busy: {max} queries are scanning it (its max_concurrent_queries). Retry shortly."),
+            )
+        })
+    }
+
+    /// Reserves `bytes` of result in flight for the caller `key`: 429 past the caller's
+    /// budget, 503 past the global one, both with `Retry-After`.
+    pub fn reserve_bytes(&self, key: &str, bytes: u64) -> Result<Held, Error> {
+        let (global, per_caller) = self.bytes_cap;
+        let mb = |b: u64| b.div_ceil(1 << 20);
+        take(&self.bytes, key, bytes, Some(global), Some(per_caller)).map_err(|over| match over {
+            Over::Key => Error::new(
+                Reason::RateLimited,
+                format!(
+                    "Your responses in flight hold too much: this result needs {} MB and your budget is {} MB (query.max_inflight_bytes_per_user). Read or close your open responses, or narrow the query.",
+                    mb(bytes),
+                    mb(per_caller)
+                ),
+            ),
+            Over::Global => Error::new(
+                Reason::ServerBusy,
+                format!(
+                    "The server holds too many results in flight to take one of {} MB (query.max_inflight_bytes). Retry shortly.",
+                    mb(bytes)
+                ),
+            ),
+        })
+    }
+
+    /// Result bytes held for responses in flight, in all.
+    pub fn bytes_in_flight(&self) -> u64 {
+        self.bytes.lock().unwrap_or_else(|p| p.into_inner()).global
+    }
+
+    /// In-flight requests: global count and per caller.
     pub fn snapshot(&self) -> (usize, Vec<(String, usize)>) {
         let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        (c.global, c.users.iter().map(|(u, n)| (u.clone(), *n)).collect())
+        (c.global as usize, c.keys.iter().map(|(u, n)| (u.clone(), *n as usize)).collect())
     }
 
-    /// In-flight requests: (global, of `user`).
-    pub fn in_flight(&self, user: &str) -> (usize, usize) {
+    /// In-flight requests: (global, of the caller `key`).
+    pub fn in_flight(&self, key: &str) -> (usize, usize) {
         let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        (c.global, c.users.get(user).copied().unwrap_or(0))
+        (c.global as usize, c.keys.get(key).copied().unwrap_or(0) as usize)
     }
 }
 
@@ -162,6 +246,31 @@ mod tests {
     fn minus_one_disables() {
         let a = Admission::new(cfg(-1, -1));
         let _ps: Vec<Permit> = (0..100).map(|_| a.admit("x", false, "u").unwrap()).collect();
+    }
+
+    #[test]
+    fn byte_budget_per_caller_then_global() {
+        let a = Admission::new(cfg(-1, -1)).with_byte_budget(100, 60);
+        let h = a.reserve_bytes("ann", 50).unwrap();
+        let e = a.reserve_bytes("ann", 20).err().unwrap();
+        assert_eq!(e.status(), 429, "{}", e.message);
+        let _b = a.reserve_bytes("bob", 50).unwrap();
+        let e = a.reserve_bytes("cat", 10).err().unwrap();
+        assert_eq!(e.status(), 503, "{}", e.message);
+        assert_eq!(a.bytes_in_flight(), 100);
+        drop(h);
+        assert!(a.reserve_bytes("cat", 10).is_ok(), "released bytes are free again");
+    }
+
+    #[test]
+    fn table_concurrency() {
+        let a = Admission::new(cfg(-1, -1));
+        assert!(a.admit_table("t", None).unwrap().is_none());
+        let h = a.admit_table("t", Some(1)).unwrap();
+        assert_eq!(a.admit_table("t", Some(1)).err().unwrap().status(), 503);
+        assert!(a.admit_table("u", Some(1)).is_ok(), "tables are counted apart");
+        drop(h);
+        assert!(a.admit_table("t", Some(1)).is_ok());
     }
 
     #[test]

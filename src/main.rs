@@ -101,6 +101,9 @@ fn init_logging(format: &str) {
     }
 }
 
+/// How often orphaned jobs are canceled and expired ones deleted.
+const JOB_SWEEP_SECONDS: u64 = 10;
+
 /// Resident memory above which freed allocator pages are returned to the OS (see `serve`).
 const RSS_CUSHION: u64 = 128 << 20;
 
@@ -222,8 +225,46 @@ fn rollup(args: RollupArgs) -> ExitCode {
     }
 }
 
+/// Resolves on SIGTERM or SIGINT. SIGHUP, whose default action would kill the process, is
+/// logged and otherwise ignored (a catalog reload will hang off it).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut hup = signal(SignalKind::hangup()).ok();
+        let hangups = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    while h.recv().await.is_some() {
+                        tracing::info!("SIGHUP received: ignored (the configuration is read at start-up only)");
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let terminate = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
+            _ = hangups => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down: no new connections; open requests get the shutdown deadline");
+}
+
 fn serve(args: ServeArgs) -> ExitCode {
     init_logging(&args.log_format);
+    quiver::http::server::install_panic_hook();
     let dir = args.config.unwrap_or_else(quiver::config::default_config_dir);
     let mut state = match AppState::load(dir.clone()) {
         Ok(s) => s,
@@ -264,19 +305,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         tracing::info!("quiver listening on http://{addr}{}", state.config.server.api_root);
-        let shutdown = async {
-            #[cfg(unix)]
-            {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-                }
-            }
-            #[cfg(not(unix))]
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down: no new connections");
-        };
+        let shutdown = shutdown_signal();
         // Distinct values of dimensions without a lookup come from a scan of the facts; do it
         // now in the background rather than inside the first metadata request.
         let warm = state.clone();
@@ -316,18 +345,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             let jobs = jobs.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-                    let n = jobs.expire();
-                    if n > 0 {
-                        tracing::info!("{n} expired job(s) deleted");
-                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(JOB_SWEEP_SECONDS)).await;
+                    let jobs = jobs.clone();
+                    quiver::workers::run(move || jobs.sweep()).await;
                 }
             })
         };
         quiver::http::serve(state, listener, shutdown).await;
         sweeper.abort();
         let n = jobs.cancel_all();
-        tracing::info!("{n} running job(s) canceled; job store closed");
+        tracing::info!("{n} running job(s) interrupted (status failure, JOB_INTERRUPTED); job store closed");
         ExitCode::SUCCESS
     })
 }

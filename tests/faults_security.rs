@@ -151,6 +151,7 @@ async fn kill_9_loses_no_finished_job() {
     gateway(dir.path(), "dir = \"../var/jobs\"", &format!("dir = \"{}\"", jobs.display()));
     gateway(dir.path(), "request_limit_per_user = 2", "request_limit_per_user = -1");
     gateway(dir.path(), "request_limit_global = 70", "request_limit_global = -1");
+    gateway(dir.path(), "max_pending_per_user = 10", "max_pending_per_user = 100");
     let cfg = dir.path().join("config");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -209,7 +210,9 @@ async fn kill_9_loses_no_finished_job() {
             }
             "failure" => {
                 let r = client.get(format!("{base2}/v1/jobs/{t}/results")).send().await.unwrap();
-                assert_eq!(r.status().as_u16(), 500);
+                assert_eq!(r.status().as_u16(), 503);
+                let v: serde_json::Value = r.json().await.unwrap();
+                assert_eq!((v["status"].as_u64(), v["reason"].as_str()), (Some(503), Some("JOB_INTERRUPTED")));
                 failed += 1;
             }
             other => panic!("job {t} is {other} after a restart"),

@@ -110,7 +110,11 @@ async fn results_survive_a_restart_and_interrupted_jobs_fail() {
         ticket = get(&s, &format!("{Q}&asyncAfter=always")).await.json()["jobTicket"].as_str().unwrap().to_string();
         first_rows = get(&s, &format!("/v1/jobs/{ticket}/results?asyncAfter=never")).await.json()["rows"].clone();
         // A job cut off mid-flight: its row is pending when the server goes away.
-        let cut = s.state.jobs.create("http://x/v1/data/cut", "anonymous", "{}", Default::default()).unwrap();
+        let cut = s
+            .state
+            .jobs
+            .create("http://x/v1/data/cut", "anonymous", "addr:127.0.0.1", "{}", Default::default())
+            .unwrap();
         assert_eq!(cut.status, quiver::jobs::JobStatus::Pending);
         drop(s);
     }
@@ -124,7 +128,10 @@ async fn results_survive_a_restart_and_interrupted_jobs_fail() {
     assert_eq!(failed["query"], "http://x/v1/data/cut");
     let t = failed["jobTicket"].as_str().unwrap();
     let r = get(&s, &format!("/v1/jobs/{t}/results")).await;
-    assert_eq!(r.status, 500);
+    // The HTTP status and the body agree: 503 JOB_INTERRUPTED, status failure.
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["status"], 503);
+    assert_eq!(r.json()["reason"], "JOB_INTERRUPTED");
     assert!(r.description().contains("interrupted"), "{}", r.body);
 }
 
@@ -163,10 +170,10 @@ async fn one_users_flood_gets_429_while_another_user_runs() {
         "{}",
         r.body
     );
-    // Another user (the UI limit applies to a different class of caller).
+    // A header cannot buy the UI limit: only a role with `ui = true` has it.
     let ui = get_with(&s, Q, &[("clientid", "UI"), ("referer", "http://dash")]).await;
-    assert_eq!(ui.status, 200);
-    assert_eq!(s.state.admission.in_flight("anonymous").1, 2);
+    assert_eq!(ui.status, 429, "{}", ui.body);
+    assert_eq!(s.state.admission.in_flight("addr:127.0.0.1").1, 2);
     // Metadata is never limited.
     assert_eq!(get(&s, "/v1/tables").await.status, 200);
     // When the jobs finish, the permits come back.
@@ -175,7 +182,7 @@ async fn one_users_flood_gets_429_while_another_user_runs() {
         assert_eq!(get(&s, &format!("/v1/jobs/{t}/results?asyncAfter=never")).await.status, 200);
     }
     for _ in 0..50 {
-        if s.state.admission.in_flight("anonymous").1 == 0 {
+        if s.state.admission.in_flight("addr:127.0.0.1").1 == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -231,12 +238,12 @@ async fn abandoned_synchronous_query_is_canceled() {
     assert!(r.is_err(), "the client gave up");
     // The server notices the disconnect, cancels the query and releases the permit.
     for _ in 0..200 {
-        if s.state.admission.in_flight("anonymous").1 == 0 {
+        if s.state.admission.in_flight("addr:127.0.0.1").1 == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(s.state.admission.in_flight("anonymous").1, 0);
+    assert_eq!(s.state.admission.in_flight("addr:127.0.0.1").1, 0);
     assert_eq!(s.state.counters.queries_canceled.load(Ordering::Relaxed), 1, "canceled, not finished");
 }
 

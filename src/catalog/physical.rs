@@ -64,6 +64,8 @@ pub struct PhysicalTable {
     pub columns: BTreeMap<String, String>,
     /// Intervals covered by data, aligned to `grain` in `timezone`, merged.
     pub availability: Vec<Interval>,
+    /// Most queries scanning this table at once (`max_concurrent_queries`); `None` = no limit.
+    pub max_concurrent: Option<usize>,
 }
 
 impl PhysicalTable {

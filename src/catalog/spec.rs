@@ -72,6 +72,9 @@ pub struct PhysicalSpec {
     /// Column renames: dimension or metric name → column in these files. Default none.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// Most queries scanning this table at once, for tables that are expensive to scan; past
+    /// it the answer is 503 with `Retry-After`. Default: no limit of its own.
+    pub max_concurrent_queries: Option<usize>,
 }
 
 /// A dimension (`[dimension.NAME]`).

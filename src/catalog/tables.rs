@@ -253,6 +253,7 @@ fn build_physical(
         metrics: ps.metrics.clone(),
         columns,
         availability,
+        max_concurrent: ps.max_concurrent_queries,
     })
 }
 

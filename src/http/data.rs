@@ -1,8 +1,8 @@
 //! `GET /v1/data/{table}/{grain}/{dims…}`: resolve → plan → execute → shape → annotate →
 //! format (DESIGN §2).
 
-use super::pagination;
 use super::reply::{self, Ctx};
+use super::{body, pagination};
 use crate::app::AppState;
 use crate::auth::Scope;
 use crate::engine::plan::{CancelToken, QueryPlan};
@@ -103,15 +103,20 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
     if let Some(t) = segs.first().filter(|t| state.catalog.tables.contains_key(**t)) {
         principal.require_table(t)?;
     }
-    let ui = ctx.header("clientid") == Some("UI") && ctx.header("referer").is_some();
-    let permit = state.admission.admit(&principal.user, ui, &ctx.url())?;
+    let key = principal.limit_key(ctx.client);
+    let permit = state.admission.admit(&key, principal.ui, &ctx.url())?;
     let prepared = prepare(state, ctx, segs)?;
+    let table_permit = state.admission.admit_table(&prepared.physical.name, prepared.physical.max_concurrent)?;
     tracing::Span::current().record("table", prepared.req.table.as_str());
     tracing::Span::current().record("grain", prepared.req.grain.name());
     if prepared.req.format == Format::Debug {
         return Ok(debug(ctx, &prepared));
     }
     let Prepared { req, plan, physical } = prepared;
+    if req.async_after != AsyncAfter::Never {
+        // The query may become a job, which only a caller with the jobs scope could read.
+        principal.require(Scope::Jobs)?;
+    }
     let spec = RenderSpec {
         tz: req.tz.name().to_string(),
         dims: req.dims.iter().map(|d| (d.dim.name.clone(), d.shown.clone())).collect(),
@@ -122,24 +127,18 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
         },
         stem: download_stem(ctx, &req),
     };
-    // The query starts at once, holding the permit until it ends.
+    // The query starts at once on the blocking pool; the permit is held until the response
+    // is written (or, for a job, until the job ends).
     let cancel = CancelToken::default();
     let (tx, mut rx) = tokio::sync::oneshot::channel::<Outcome>();
     let (st, token, slice) = (state.clone(), cancel.clone(), physical.name.clone());
     let dims: Vec<Arc<crate::catalog::Dimension>> = req.dims.iter().map(|d| d.dim.clone()).collect();
     tokio::task::spawn_blocking(move || {
+        crate::workers::lower_priority();
         let r = engine::execute(&plan, &token);
+        drop(table_permit);
         st.count(&r);
-        // A table whose files fail to read is degraded until a query on it succeeds again.
-        match &r {
-            Err(e @ EngineError::File { .. }) => {
-                st.degraded.lock().unwrap_or_else(|p| p.into_inner()).insert(slice.clone(), e.to_string());
-            }
-            Ok(_) => {
-                st.degraded.lock().unwrap_or_else(|p| p.into_inner()).remove(&slice);
-            }
-            Err(_) => {}
-        }
+        st.note_table_health(&slice, &r);
         let r = r.map_err(Error::from).and_then(|r| {
             // Warm the dimension rows used to annotate.
             for d in &dims {
@@ -147,48 +146,54 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
             }
             Ok((r.batch, r.stats))
         });
-        drop(permit); // released before the result is handed over
         let _ = tx.send(r);
     });
     let mut guard = CancelOnDrop { token: cancel.clone(), armed: true };
+    let stopped = || Err(Error::internal("the query task stopped"));
     let finished: Option<Outcome> = match req.async_after {
-        AsyncAfter::Never => Some((&mut rx).await.unwrap_or_else(|_| Err(Error::internal("the query task stopped")))),
+        AsyncAfter::Never => Some((&mut rx).await.unwrap_or_else(|_| stopped())),
         AsyncAfter::Always => None,
-        AsyncAfter::Millis(ms) => tokio::time::timeout(Duration::from_millis(ms), &mut rx)
-            .await
-            .ok()
-            .map(|r| r.unwrap_or_else(|_| Err(Error::internal("the query task stopped")))),
+        AsyncAfter::Millis(ms) => {
+            tokio::time::timeout(Duration::from_millis(ms), &mut rx).await.ok().map(|r| r.unwrap_or_else(|_| stopped()))
+        }
     };
     match finished {
         Some(outcome) => {
             guard.armed = false;
             let (batch, stats) = outcome?;
-            let r = render(state, ctx, &spec, batch, req.format, req.paging, req.filename.as_deref())?;
+            let out = Output { format: req.format, paging: req.paging, filename: req.filename.as_deref() };
+            let r = render(state, ctx, &spec, batch, &out, Some(permit))?;
             Ok(with_timing(r, &stats))
         }
         None => {
             // Became a job: the query keeps running; the client gets a ticket.
             let spec_json = serde_json::to_string(&spec).unwrap_or_default();
-            let job = match state.jobs.create(&ctx.url(), &principal.user, &spec_json, cancel.clone()) {
-                Ok(j) => j,
-                Err(e) => return Err(e),
-            };
+            let job = state.jobs.create(&ctx.url(), &principal.user, &key, &spec_json, cancel.clone())?;
             guard.armed = false;
             let jobs = state.jobs.clone();
             let (ticket, rid) = (job.ticket.clone(), ctx.request_id.clone());
             tokio::spawn(async move {
-                let outcome = rx.await.unwrap_or_else(|_| Err(Error::internal("the query task stopped")));
-                let stored = match outcome {
+                let outcome = rx.await.unwrap_or_else(|_| stopped());
+                drop(permit);
+                let stored = crate::workers::run(move || match outcome {
                     Ok((batch, _)) => jobs.succeed(&ticket, &batch),
                     Err(e) => jobs.fail(&ticket, &e, &rid),
-                };
-                if let Err(e) = stored {
-                    tracing::error!(ticket, "cannot record the job's outcome: {e}");
+                })
+                .await;
+                if let Some(Err(e)) = stored {
+                    tracing::error!("cannot record a job's outcome: {e}");
                 }
             });
             Ok(reply::json(202, &job.payload(&ctx.base)))
         }
     }
+}
+
+/// How a result is written out (from the request, or from a job-results request).
+pub struct Output<'a> {
+    pub format: Format,
+    pub paging: Option<crate::grammar::paging::Paging>,
+    pub filename: Option<&'a str>,
 }
 
 fn with_timing(mut r: Response, stats: &ScanStats) -> Response {
@@ -201,15 +206,16 @@ fn with_timing(mut r: Response, stats: &ScanStats) -> Response {
     r
 }
 
-/// Renders a shaped result (a fresh one or a job's stored one) in `format`.
+/// Renders a shaped result (a fresh one or a job's stored one). The result's bytes count
+/// against the caller's and the global in-flight budget, and with `permit` stay held until
+/// the response is written or the connection is gone.
 pub fn render(
     state: &AppState,
     ctx: &Ctx,
     spec: &RenderSpec,
     batch: RecordBatch,
-    format: Format,
-    paging: Option<crate::grammar::paging::Paging>,
-    filename: Option<&str>,
+    out: &Output,
+    permit: Option<crate::limits::Permit>,
 ) -> Result<Response, Error> {
     let mut dims = Vec::new();
     let mut lookups = Vec::new();
@@ -222,7 +228,7 @@ pub fn render(
         dims.push(GroupDim { dim, shown: shown.clone() });
     }
     let total = batch.num_rows();
-    let page = pagination::page(ctx, paging, total)?;
+    let page = pagination::page(ctx, out.paging, total)?;
     let mut meta = Map::new();
     if !spec.missing.is_empty() {
         meta.insert("missingIntervals".into(), json!(spec.missing));
@@ -231,35 +237,46 @@ pub fn render(
         meta.extend(m);
     }
     let range = page.as_ref().map(|p| p.range()).unwrap_or(0..total);
-    let view = View {
+    let rows = range.len();
+    let held = state.admission.reserve_bytes(&ctx.principal.limit_key(ctx.client), in_flight_bytes(&batch, rows))?;
+    let view = Arc::new(View {
         tz: spec.tz.parse().unwrap_or(chrono_tz::UTC),
         dims,
         batch,
         range,
         lookups,
         meta: if meta.is_empty() { None } else { Some(Value::Object(meta)) },
+    });
+    let (chunks, content_type): (Chunks, &str) = match out.format {
+        Format::Json | Format::Debug => (Box::new(response::JsonChunks::new(view)), "application/json; charset=utf-8"),
+        Format::JsonApi => (Box::new(response::JsonApiChunks::new(view)), "application/json; charset=utf-8"),
+        Format::Csv => (Box::new(response::CsvChunks::new(view)), "text/csv; charset=utf-8"),
     };
-    let mut r = match format {
-        Format::Json | Format::Debug => reply::body(200, response::json(&view), "application/json; charset=utf-8"),
-        Format::JsonApi => reply::body(200, response::jsonapi(&view), "application/json; charset=utf-8"),
-        Format::Csv => {
-            let chunks = response::CsvChunks::new(Arc::new(view));
-            let stream =
-                futures_util::stream::iter(chunks.map(|c| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(c))));
-            let mut r = warp::reply::Reply::into_response(warp::reply::stream(stream));
-            reply::set_header(&mut r, "content-type", "text/csv; charset=utf-8");
-            r
-        }
-    };
+    let mut r = if rows <= body::INLINE_ROWS { body::whole(chunks) } else { body::streamed(chunks, (permit, held)) };
+    reply::set_header(&mut r, "content-type", content_type);
     if let Some(p) = &page {
         p.add_link_header(&mut r);
     }
-    if format == Format::Csv || filename.is_some() {
-        let name =
-            format::download_name(filename, &spec.stem, format, state.config.query.download_file_max_name_length);
+    if out.format == Format::Csv || out.filename.is_some() {
+        let name = format::download_name(
+            out.filename,
+            &spec.stem,
+            out.format,
+            state.config.query.download_file_max_name_length,
+        );
         reply::set_header(&mut r, "content-disposition", &format!("attachment; filename={name}"));
     }
     Ok(r)
+}
+
+type Chunks = Box<dyn Iterator<Item = Vec<u8>> + Send + Sync>;
+
+/// What a response of `rows` rows of `batch` holds while it is written: the result itself
+/// and about two chunks of rendered text.
+fn in_flight_bytes(batch: &RecordBatch, rows: usize) -> u64 {
+    let per_row = 64 + 40 * batch.num_columns() as u64;
+    let chunk = per_row * rows.min(response::CHUNK_ROWS) as u64;
+    batch.get_array_memory_size() as u64 + 2 * chunk
 }
 
 /// `engine;dur=…, rows;desc=…, rowgroups;desc="scanned/pruned"`.

@@ -1,6 +1,6 @@
 //! `/v1/jobs`, `/v1/jobs/{ticket}` and `/v1/jobs/{ticket}/results` (spec §8).
 
-use super::data::{RenderSpec, render};
+use super::data::{Output, RenderSpec, render};
 use super::meta;
 use super::reply::{self, Ctx};
 use crate::app::AppState;
@@ -43,11 +43,13 @@ pub fn list(state: &AppState, ctx: &Ctx) -> Result<Response, Error> {
 
 pub fn job(state: &AppState, ctx: &Ctx, ticket: &str) -> Result<Response, Error> {
     let j = visible(state, ctx, ticket)?;
+    state.jobs.touch(ticket);
     Ok(reply::json(200, &j.payload(&ctx.base)))
 }
 
 pub async fn results(state: &Arc<AppState>, ctx: &Ctx, ticket: &str) -> Result<Response, Error> {
     let j = visible(state, ctx, ticket)?;
+    state.jobs.touch(ticket);
     let fmt = match ctx.params.get("format") {
         Some(f) => format::parse(f)?,
         None => ctx.header("accept").and_then(Format::from_accept).unwrap_or(Format::Json),
@@ -63,8 +65,12 @@ pub async fn results(state: &Arc<AppState>, ctx: &Ctx, ticket: &str) -> Result<R
         JobStatus::Success if wait != AsyncAfter::Always => {
             let spec: RenderSpec = serde_json::from_str(j.render.as_deref().unwrap_or(""))
                 .map_err(|e| Error::internal(format!("job {ticket} has no rendering information: {e}")))?;
-            let batch = state.jobs.results(ticket)?;
-            render(state, ctx, &spec, batch, fmt, paging, ctx.params.get("filename").filter(|f| !f.is_empty()))
+            let (jobs, t) = (state.jobs.clone(), ticket.to_string());
+            let batch = crate::workers::run(move || jobs.results(&t))
+                .await
+                .unwrap_or_else(|| Err(Error::internal("reading the job's results failed")))?;
+            let out = Output { format: fmt, paging, filename: ctx.params.get("filename").filter(|f| !f.is_empty()) };
+            render(state, ctx, &spec, batch, &out, None)
         }
         JobStatus::Failure | JobStatus::Canceled => {
             let (status, body) = j.error.unwrap_or((500, String::new()));

@@ -433,14 +433,17 @@ pub fn status(state: &AppState, _ctx: &Ctx) -> Response {
             (t.name.clone(), v)
         })
         .collect();
-    let jobs_ok = state.jobs.list().is_ok();
-    let body = json!({
-        "status": if degraded.is_empty() && jobs_ok { "ok" } else { "degraded" },
+    let jobs = state.jobs.health();
+    let mut body = json!({
+        "status": if degraded.is_empty() && jobs.is_ok() { "ok" } else { "degraded" },
         "healthy": true,
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": state.started.elapsed().as_secs(),
-        "jobStore": if jobs_ok { "ok" } else { "unavailable" },
+        "jobStore": if jobs.is_ok() { "ok" } else { "unavailable" },
         "tables": tables,
     });
+    if let Err(e) = jobs {
+        body["jobStoreError"] = json!(e);
+    }
     reply::json(200, &body)
 }

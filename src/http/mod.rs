@@ -1,47 +1,34 @@
-//! The HTTP layer (warp): one GET route that identifies the request, then dispatches on the
-//! decoded path. Every response — success or error — gets `X-Request-ID` and the CORS
+//! The HTTP layer: [`server`] owns connections; [`handle`] identifies each request, then
+//! dispatches on the decoded path. Every response — success or error — gets `X-Request-ID` and the CORS
 //! headers here, and every error is rendered by the one mapping in [`crate::error`].
 
+pub mod body;
+pub mod client;
 pub mod data;
 pub mod jobs;
 pub mod meta;
 pub mod pagination;
 pub mod params;
 pub mod reply;
+pub mod server;
 
 use crate::app::AppState;
 use crate::auth::Scope;
 use crate::error::{Error, Reason};
 use reply::Ctx;
-use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tracing::Instrument;
-use warp::Filter;
 use warp::http::{HeaderMap, Method};
-use warp::path::FullPath;
 
-/// The warp filter serving the whole API.
-pub fn routes(state: Arc<AppState>) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
-    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::method()
-        .and(warp::path::full())
-        .and(raw_query)
-        .and(warp::header::headers_cloned())
-        .and(warp::any().map(move || state.clone()))
-        .then(|method: Method, path: FullPath, query: String, headers: HeaderMap, state: Arc<AppState>| async move {
-            handle(state, method, path.as_str().to_string(), query, headers).await
-        })
-}
-
-/// Binds `addr` and serves until `shutdown` resolves. Returns the bound address through
-/// `on_bound` (port 0 picks a free port).
+/// Serves the API on `listener` until `shutdown` resolves (see [`server`] for the
+/// connection limits and the shutdown deadline).
 pub async fn serve(
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(state)).incoming(listener).graceful(shutdown).run().await;
+    server::serve(state, listener, shutdown).await
 }
 
 /// Binds a listener on `bind:port`.
@@ -51,14 +38,17 @@ pub async fn bind(bind: &str, port: u16) -> std::io::Result<(tokio::net::TcpList
     Ok((listener, addr))
 }
 
+/// Answers one request (the connection layer has checked its target): identify, dispatch,
+/// map the error, add the common headers, record metrics and the log line.
 async fn handle(
     state: Arc<AppState>,
     method: Method,
     path: String,
     query: String,
     headers: HeaderMap,
+    peer: IpAddr,
 ) -> warp::reply::Response {
-    let mut ctx = Ctx::new(&state, &path, &query, &headers);
+    let mut ctx = Ctx::new(&state, &path, &query, &headers, peer);
     let started = std::time::Instant::now();
     let span = tracing::info_span!(
         "request",

@@ -21,10 +21,14 @@ pub struct Ctx {
     pub base: String,
     /// The caller (anonymous until authenticated).
     pub principal: crate::auth::Principal,
+    /// The client's address: the peer's, or the one a trusted proxy forwarded.
+    pub client: std::net::IpAddr,
 }
 
 impl Ctx {
-    pub fn new(state: &AppState, path: &str, query: &str, headers: &HeaderMap) -> Ctx {
+    pub fn new(state: &AppState, path: &str, query: &str, headers: &HeaderMap, peer: std::net::IpAddr) -> Ctx {
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let client = super::client::client_ip(peer, forwarded, &state.trusted_proxies);
         let request_id = headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
@@ -49,6 +53,7 @@ impl Ctx {
             origin,
             base,
             principal: crate::auth::Principal::anonymous(),
+            client,
         }
     }
 
@@ -113,7 +118,7 @@ pub fn error(e: &Error, ctx: &Ctx, druid_query: Option<Value>) -> Response {
     }
     let v = e.body(&ctx.request_id, druid_query);
     let mut r = body(e.status(), serde_json::to_vec_pretty(&v).unwrap_or_default(), "application/json; charset=utf-8");
-    if e.status() == 429 {
+    if e.status() == 429 || e.reason == crate::error::Reason::ServerBusy {
         set_header(&mut r, "retry-after", "1");
     }
     if e.status() == 405 {

@@ -4,6 +4,7 @@
 mod store;
 
 use crate::app::Clock;
+use crate::config::JobsConfig;
 use crate::engine::plan::CancelToken;
 use crate::error::{Error, Reason};
 use arrow::array::RecordBatch;
@@ -93,10 +94,43 @@ pub struct Jobs {
     store: Mutex<Option<Store>>,
     dir: PathBuf,
     clock: Arc<dyn Clock>,
-    expiry_ms: i64,
+    cfg: JobsConfig,
     watchers: Mutex<HashMap<String, watch::Sender<JobStatus>>>,
     running: Mutex<HashMap<String, CancelToken>>,
+    /// The last failed write of results, until a write succeeds again (`/status`).
+    write_error: Mutex<Option<String>>,
 }
+
+/// The error of a job cut off by a server stop (shutdown, crash or kill).
+fn interrupted() -> Error {
+    Error::new(
+        Reason::JobInterrupted,
+        "The job was interrupted: the server stopped before it finished. Run the query again.",
+    )
+}
+
+/// Free bytes on the file system holding `dir` (Unix), `None` when unknown.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+            return None;
+        }
+        Some(st.f_bavail as u64 * st.f_frsize as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// Below this many free bytes the job store reports itself unavailable.
+const MIN_FREE_BYTES: u64 = 1 << 20;
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::new(
@@ -109,8 +143,7 @@ impl Jobs {
     /// Opens (or creates) the store in `dir`, marks jobs cut off by a crash or shutdown as
     /// failures and deletes expired jobs. A store that cannot be opened leaves the service
     /// running without async jobs (requests needing one get 503).
-    pub fn open(dir: &Path, clock: Arc<dyn Clock>, expiry_seconds: u64) -> Jobs {
-        let expiry_ms = (expiry_seconds as i64).saturating_mul(1000);
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>, cfg: &JobsConfig) -> Jobs {
         let store = match Store::open(dir) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -122,13 +155,14 @@ impl Jobs {
             store: Mutex::new(store),
             dir: dir.to_path_buf(),
             clock,
-            expiry_ms,
+            cfg: cfg.clone(),
             watchers: Mutex::default(),
             running: Mutex::default(),
+            write_error: Mutex::default(),
         };
         let now = jobs.clock.now_ms();
         if let Some(s) = jobs.store.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            match s.fail_pending(now, "The job was interrupted: the server stopped before it finished.") {
+            match s.fail_pending(now, &interrupted()) {
                 Ok(n) if n > 0 => tracing::warn!("{n} job(s) cut off by the last shutdown marked failure"),
                 Err(e) => tracing::error!("cannot mark interrupted jobs: {e}"),
                 _ => {}
@@ -146,12 +180,47 @@ impl Jobs {
 
     /// Deletes finished jobs older than the expiry, with their result files.
     pub fn expire(&self) -> usize {
-        let cutoff = self.clock.now_ms().saturating_sub(self.expiry_ms);
+        let expiry_ms = (self.cfg.expiry_seconds as i64).saturating_mul(1000);
+        let cutoff = self.clock.now_ms().saturating_sub(expiry_ms);
         self.with_store(|s| s.expire(cutoff)).unwrap_or(0)
     }
 
-    /// A new pending job.
-    pub fn create(&self, query: &str, user: &str, render: &str, cancel: CancelToken) -> Result<Job, Error> {
+    /// Whether new jobs can be stored: the store is open, the disk has room, and the last
+    /// write of results did not fail. `Err` says why not.
+    pub fn health(&self) -> Result<(), String> {
+        if self.store.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            return Err("the job database could not be opened".into());
+        }
+        if let Some(e) = self.write_error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(format!("the last result write failed: {e}"));
+        }
+        if free_bytes(&self.dir).is_some_and(|b| b < MIN_FREE_BYTES) {
+            return Err("the disk holding the job store is full".into());
+        }
+        Ok(())
+    }
+
+    /// A new pending job of `user`, counted against the quotas of the caller `key`.
+    pub fn create(&self, query: &str, user: &str, key: &str, render: &str, cancel: CancelToken) -> Result<Job, Error> {
+        self.health().map_err(unavailable)?;
+        let (pending, bytes) = self.with_store(|s| s.usage(key))?;
+        if pending >= self.cfg.max_pending_per_user {
+            return Err(Error::new(
+                Reason::JobQuotaExceeded,
+                format!(
+                    "You have {pending} pending jobs, the most allowed (jobs.max_pending_per_user). Wait for one to finish, or use asyncAfter=never."
+                ),
+            ));
+        }
+        if bytes >= self.cfg.max_result_bytes_per_user {
+            return Err(Error::new(
+                Reason::JobQuotaExceeded,
+                format!(
+                    "Your stored job results hold {} MB, the most allowed (jobs.max_result_bytes_per_user). They free up as jobs expire; use asyncAfter=never meanwhile.",
+                    bytes >> 20
+                ),
+            ));
+        }
         let now = self.clock.now_ms();
         let job = Job {
             ticket: uuid::Uuid::new_v4().simple().to_string(),
@@ -163,16 +232,21 @@ impl Jobs {
             error: None,
             render: Some(render.to_string()),
         };
-        self.with_store(|s| s.insert(&job))?;
+        self.with_store(|s| s.insert(&job, key))?;
         let (tx, _) = watch::channel(JobStatus::Pending);
         self.watchers.lock().unwrap_or_else(|p| p.into_inner()).insert(job.ticket.clone(), tx);
         self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(job.ticket.clone(), cancel);
         Ok(job)
     }
 
+    /// Moves a pending job to `to`. A job already finished (an orphan canceled while its
+    /// query was still running) stays as it is.
     fn finish(&self, ticket: &str, to: JobStatus, error: Option<(u16, String)>) -> Result<(), Error> {
         let now = self.clock.now_ms();
         let current = self.get(ticket)?.map(|j| j.status).unwrap_or(JobStatus::Pending);
+        if current.is_done() {
+            return Ok(());
+        }
         let to = current.transition(to)?;
         self.with_store(|s| s.update(ticket, to, now, error.as_ref()))?;
         self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(ticket);
@@ -182,19 +256,35 @@ impl Jobs {
         Ok(())
     }
 
-    /// Stores the results and marks the job a success.
+    /// Stores the results and marks the job a success (a failure when they cannot be stored).
     pub fn succeed(&self, ticket: &str, batch: &RecordBatch) -> Result<(), Error> {
-        if let Err(e) = store::write_results(&self.dir, ticket, batch) {
-            let err = Error::new(Reason::JobStoreUnavailable, format!("The results could not be stored: {e}"));
-            let body = serde_json::to_string(&err.body("", None)).unwrap_or_default();
-            return self.finish(ticket, JobStatus::Failure, Some((err.status(), body)));
+        if self.get(ticket)?.is_none_or(|j| j.status.is_done()) {
+            return Ok(()); // canceled meanwhile: nobody will read these results
         }
-        self.finish(ticket, JobStatus::Success, None)
+        match store::write_results(&self.dir, ticket, batch) {
+            Ok((bytes, sha)) => {
+                *self.write_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                self.with_store(|s| s.set_result(ticket, bytes, &sha))?;
+                self.finish(ticket, JobStatus::Success, None)
+            }
+            Err(e) => {
+                tracing::error!(ticket, "cannot store job results: {e}");
+                *self.write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                let err = Error::new(Reason::JobStoreUnavailable, format!("The results could not be stored: {e}"));
+                let body = serde_json::to_string_pretty(&err.body("", None)).unwrap_or_default();
+                self.finish(ticket, JobStatus::Failure, Some((err.status(), body)))
+            }
+        }
     }
 
-    /// Marks the job failed with the error it would have returned.
+    /// Marks the job failed with the error it would have returned (`canceled` for a canceled
+    /// query or an orphan).
     pub fn fail(&self, ticket: &str, e: &Error, request_id: &str) -> Result<(), Error> {
-        let status = if e.reason == Reason::QueryCanceled { JobStatus::Canceled } else { JobStatus::Failure };
+        let status = if matches!(e.reason, Reason::QueryCanceled | Reason::JobOrphaned) {
+            JobStatus::Canceled
+        } else {
+            JobStatus::Failure
+        };
         let body = serde_json::to_string_pretty(&e.body(request_id, None)).unwrap_or_default();
         self.finish(ticket, status, Some((e.status(), body)))
     }
@@ -207,9 +297,56 @@ impl Jobs {
         self.with_store(|s| s.list())
     }
 
+    /// A job's stored results, checked against their checksum.
     pub fn results(&self, ticket: &str) -> Result<RecordBatch, Error> {
-        store::read_results(&self.dir, ticket)
-            .map_err(|e| Error::new(Reason::JobNotFound, format!("The results of job {ticket} are gone: {e}")))
+        let sha = self.with_store(|s| s.result_sha256(ticket))?;
+        store::read_results(&self.dir, ticket, sha.as_deref()).map_err(|e| match e {
+            store::ReadError::Gone(e) => {
+                Error::new(Reason::JobNotFound, format!("The results of job {ticket} are gone: {e}"))
+            }
+            store::ReadError::Corrupt(e) => Error::new(
+                Reason::JobResultsCorrupt,
+                format!("The stored results of job {ticket} are damaged ({e}); run the query again."),
+            ),
+        })
+    }
+
+    /// Notes that the caller asked about the job, so it is not canceled as an orphan.
+    pub fn touch(&self, ticket: &str) {
+        let now = self.clock.now_ms();
+        let _ = self.with_store(|s| s.touch(ticket, now));
+    }
+
+    /// Cancels pending jobs nobody asked about for `jobs.orphan_seconds`; returns how many.
+    pub fn cancel_orphans(&self) -> usize {
+        if self.cfg.orphan_seconds == 0 {
+            return 0;
+        }
+        let cutoff = self.clock.now_ms().saturating_sub((self.cfg.orphan_seconds as i64).saturating_mul(1000));
+        let tickets = self.with_store(|s| s.orphans(cutoff)).unwrap_or_default();
+        let e = Error::new(
+            Reason::JobOrphaned,
+            format!(
+                "The job was canceled: nobody asked for its status or results within {} seconds (jobs.orphan_seconds). Run the query again.",
+                self.cfg.orphan_seconds
+            ),
+        );
+        for t in &tickets {
+            let _ = self.fail(t, &e, "");
+            if let Some(token) = self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(t) {
+                token.cancel();
+            }
+        }
+        tickets.len()
+    }
+
+    /// Periodic upkeep: orphans canceled, expired jobs deleted.
+    pub fn sweep(&self) {
+        let orphans = self.cancel_orphans();
+        let expired = self.expire();
+        if orphans + expired > 0 {
+            tracing::info!("{orphans} orphaned job(s) canceled, {expired} expired job(s) deleted");
+        }
     }
 
     /// Waits until the job is done or `timeout` passes (`None`: no limit); returns the job.
@@ -233,14 +370,14 @@ impl Jobs {
         self.get(ticket)
     }
 
-    /// Cancels every running job (shutdown); their rows become `canceled`.
+    /// Cancels every running job (shutdown); like jobs cut off by a crash, they become
+    /// `failure` with reason `JOB_INTERRUPTED` (503).
     pub fn cancel_all(&self) -> usize {
         let running: Vec<(String, CancelToken)> =
             self.running.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
         for (ticket, token) in &running {
+            let _ = self.fail(ticket, &interrupted(), "");
             token.cancel();
-            let e = Error::new(Reason::QueryCanceled, "The job was canceled: the server is shutting down.");
-            let _ = self.fail(ticket, &e, "");
         }
         running.len()
     }

@@ -1,10 +1,13 @@
-//! The persistent job store: SQLite (WAL) for job rows, one Arrow IPC file per result.
+//! The persistent job store: SQLite (WAL) for job rows, one Arrow IPC file per result with
+//! its SHA-256 kept in the row, so a damaged file is detected instead of read.
 
 use super::{Job, JobStatus};
 use arrow::array::RecordBatch;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub struct Store {
@@ -38,14 +41,28 @@ impl Store {
             CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id);",
         )
         .map_err(e)?;
+        // Columns added after the first release; an older database gains them here.
+        for (col, ty) in
+            [("owner_key", "TEXT"), ("result_bytes", "INTEGER"), ("result_sha256", "TEXT"), ("last_polled", "INTEGER")]
+        {
+            let has: bool = conn
+                .prepare("SELECT 1 FROM pragma_table_info('jobs') WHERE name = ?1")
+                .and_then(|mut st| st.exists(params![col]))
+                .map_err(e)?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {col} {ty}")).map_err(e)?;
+            }
+        }
+        remove_temp_files(dir);
         Ok(Store { conn, dir: dir.to_path_buf() })
     }
 
-    pub fn insert(&mut self, j: &Job) -> Result<(), String> {
+    /// Inserts a new job owned by the caller `key` (whose quotas it counts against).
+    pub fn insert(&mut self, j: &Job, key: &str) -> Result<(), String> {
         self.conn
             .execute(
-                "INSERT INTO jobs (ticket, query, user_id, status, date_created, date_updated, error_status, error_body, render)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO jobs (ticket, query, user_id, status, date_created, date_updated, error_status, error_body, render, owner_key, last_polled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?5)",
                 params![
                     j.ticket,
                     j.query,
@@ -55,7 +72,8 @@ impl Store {
                     j.updated_ms,
                     j.error.as_ref().map(|x| x.0),
                     j.error.as_ref().map(|x| x.1.clone()),
-                    j.render
+                    j.render,
+                    key
                 ],
             )
             .map(|_| ())
@@ -76,6 +94,55 @@ impl Store {
             )
             .map(|_| ())
             .map_err(e)
+    }
+
+    /// The caller's pending jobs and the bytes of their stored results.
+    pub fn usage(&mut self, key: &str) -> Result<(usize, u64), String> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FILTER (WHERE status = 'pending'), COALESCE(SUM(result_bytes), 0) FROM jobs WHERE owner_key = ?1",
+                params![key],
+                |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(e)
+    }
+
+    /// Records the stored results' size and checksum.
+    pub fn set_result(&mut self, ticket: &str, bytes: u64, sha256: &str) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET result_bytes = ?2, result_sha256 = ?3 WHERE ticket = ?1",
+                params![ticket, bytes as i64, sha256],
+            )
+            .map(|_| ())
+            .map_err(e)
+    }
+
+    /// The stored results' checksum (`None` for results stored before checksums).
+    pub fn result_sha256(&mut self, ticket: &str) -> Result<Option<String>, String> {
+        self.conn
+            .query_row("SELECT result_sha256 FROM jobs WHERE ticket = ?1", params![ticket], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(e)
+    }
+
+    /// Notes that someone asked about the job (it is not an orphan).
+    pub fn touch(&mut self, ticket: &str, now: i64) -> Result<(), String> {
+        self.conn
+            .execute("UPDATE jobs SET last_polled = ?2 WHERE ticket = ?1", params![ticket, now])
+            .map(|_| ())
+            .map_err(e)
+    }
+
+    /// Pending jobs nobody has asked about since `cutoff`.
+    pub fn orphans(&mut self, cutoff: i64) -> Result<Vec<String>, String> {
+        let mut st = self
+            .conn
+            .prepare("SELECT ticket FROM jobs WHERE status = 'pending' AND COALESCE(last_polled, date_created) <= ?1")
+            .map_err(e)?;
+        let rows = st.query_map(params![cutoff], |r| r.get(0)).map_err(e)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(e)
     }
 
     fn row(r: &rusqlite::Row) -> rusqlite::Result<Job> {
@@ -113,16 +180,13 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(e)
     }
 
-    /// Marks every pending job failed (they were cut off); returns how many.
-    pub fn fail_pending(&mut self, now: i64, reason: &str) -> Result<usize, String> {
-        let body = serde_json::to_string_pretty(
-            &crate::error::Error::new(crate::error::Reason::QueryCanceled, reason).body("", None),
-        )
-        .unwrap_or_default();
+    /// Marks every pending job failed with `error` (they were cut off); returns how many.
+    pub fn fail_pending(&mut self, now: i64, error: &crate::error::Error) -> Result<usize, String> {
+        let body = serde_json::to_string_pretty(&error.body("", None)).unwrap_or_default();
         self.conn
             .execute(
-                "UPDATE jobs SET status = 'failure', date_updated = ?1, error_status = 500, error_body = ?2 WHERE status = 'pending'",
-                params![now, body],
+                "UPDATE jobs SET status = 'failure', date_updated = ?1, error_status = ?2, error_body = ?3 WHERE status = 'pending'",
+                params![now, error.status(), body],
             )
             .map_err(e)
     }
@@ -150,22 +214,65 @@ fn result_path(dir: &Path, ticket: &str) -> PathBuf {
     dir.join("results").join(format!("{ticket}.arrow"))
 }
 
-/// Writes results atomically (temp file, then rename).
-pub fn write_results(dir: &Path, ticket: &str, batch: &RecordBatch) -> Result<(), String> {
-    let path = result_path(dir, ticket);
-    let tmp = path.with_extension("arrow.tmp");
-    let file = std::fs::File::create(&tmp).map_err(|x| format!("{}: {x}", tmp.display()))?;
-    let mut w = FileWriter::try_new(file, &batch.schema()).map_err(e)?;
-    w.write(batch).map_err(e)?;
-    w.finish().map_err(e)?;
-    std::fs::rename(&tmp, &path).map_err(|x| format!("{}: {x}", path.display()))
+/// Removes result files left half-written (a crash or a full disk during a write).
+fn remove_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir.join("results")) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
-pub fn read_results(dir: &Path, ticket: &str) -> Result<RecordBatch, String> {
+/// Writes results atomically (temp file, then rename); returns the file's size and SHA-256.
+/// A failed write leaves no file behind.
+pub fn write_results(dir: &Path, ticket: &str, batch: &RecordBatch) -> Result<(u64, String), String> {
     let path = result_path(dir, ticket);
-    let file = std::fs::File::open(&path).map_err(|x| format!("{}: {x}", path.display()))?;
-    let reader = FileReader::try_new(file, None).map_err(e)?;
-    let schema = reader.schema();
-    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(e)?;
-    arrow::compute::concat_batches(&schema, &batches).map_err(e)
+    let tmp = path.with_extension("arrow.tmp");
+    let written = (|| {
+        let mut bytes = Vec::new();
+        let mut w = FileWriter::try_new(&mut bytes, &batch.schema()).map_err(e)?;
+        w.write(batch).map_err(e)?;
+        w.finish().map_err(e)?;
+        drop(w);
+        let mut file = std::fs::File::create(&tmp).map_err(|x| format!("{}: {x}", tmp.display()))?;
+        file.write_all(&bytes).and_then(|_| file.sync_data()).map_err(|x| format!("{}: {x}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|x| format!("{}: {x}", path.display()))?;
+        Ok((bytes.len() as u64, hex::encode(Sha256::digest(&bytes))))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Why stored results cannot be returned.
+pub enum ReadError {
+    /// The file is missing or unreadable.
+    Gone(String),
+    /// The file's bytes do not match its checksum, or do not parse.
+    Corrupt(String),
+}
+
+/// Reads stored results, checking them against `sha256` when one was recorded.
+pub fn read_results(dir: &Path, ticket: &str, sha256: Option<&str>) -> Result<RecordBatch, ReadError> {
+    let path = result_path(dir, ticket);
+    let bytes = std::fs::read(&path).map_err(|x| ReadError::Gone(x.to_string()))?;
+    if let Some(want) = sha256
+        && hex::encode(Sha256::digest(&bytes)) != want
+    {
+        return Err(ReadError::Corrupt("the result file does not match its checksum".into()));
+    }
+    // The IPC reader trusts offsets in the file; a damaged file must not take the server down.
+    let parsed = std::panic::catch_unwind(|| -> Result<RecordBatch, String> {
+        let reader = FileReader::try_new(std::io::Cursor::new(bytes.as_slice()), None).map_err(e)?;
+        let schema = reader.schema();
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(e)?;
+        arrow::compute::concat_batches(&schema, &batches).map_err(e)
+    });
+    match parsed {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(x)) => Err(ReadError::Corrupt(x)),
+        Err(_) => Err(ReadError::Corrupt("the result file cannot be parsed".into())),
+    }
 }

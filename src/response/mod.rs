@@ -90,41 +90,77 @@ fn metric_text(col: &ArrayRef, i: usize) -> String {
     }
 }
 
-/// `{"rows": [...], "meta"?: {...}}`.
-pub fn json(view: &View) -> Vec<u8> {
-    // Written directly (not through a serde_json::Value tree): the data endpoint's hot path.
-    let headers: Vec<(usize, usize, Vec<u8>)> =
-        view.dim_headers().into_iter().map(|(d, f, h)| (d, f, json_key(&h))).collect();
-    let metrics: Vec<(Vec<u8>, ArrayRef)> = view.metric_columns().into_iter().map(|(n, c)| (json_key(&n), c)).collect();
-    let mut out: Vec<u8> = Vec::with_capacity(64 + view.range.len() * (48 + 32 * (headers.len() + metrics.len())));
-    out.extend_from_slice(b"{\"rows\":[");
-    let mut times = TimeCache::default();
-    for (n, i) in view.range.clone().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"dateTime\":\"");
-        out.extend_from_slice(times.get(view, i).as_bytes());
-        out.push(b'"');
-        for (d, f, key) in &headers {
-            out.push(b',');
-            out.extend_from_slice(key);
-            write_json_str(&mut out, view.field_ref(*d, *f, i));
-        }
-        for (key, col) in &metrics {
-            out.push(b',');
-            out.extend_from_slice(key);
-            write_metric(&mut out, col, i);
-        }
-        out.push(b'}');
+/// Rows per chunk of a streamed body (a chunk of a wide JSON result is about 1 MB).
+pub const CHUNK_ROWS: usize = 4096;
+
+/// `{"rows": [...], "meta"?: {...}}` in chunks of [`CHUNK_ROWS`] rows, so a large answer
+/// streams with backpressure instead of being built whole. Written directly (not through a
+/// serde_json::Value tree): the data endpoint's hot path.
+pub struct JsonChunks {
+    view: Arc<View>,
+    next: usize,
+    started: bool,
+    done: bool,
+    headers: Vec<(usize, usize, Vec<u8>)>,
+    metrics: Vec<(Vec<u8>, ArrayRef)>,
+    times: TimeCache,
+}
+
+impl JsonChunks {
+    pub fn new(view: Arc<View>) -> JsonChunks {
+        let headers = view.dim_headers().into_iter().map(|(d, f, h)| (d, f, json_key(&h))).collect();
+        let metrics = view.metric_columns().into_iter().map(|(n, c)| (json_key(&n), c)).collect();
+        let next = view.range.start;
+        JsonChunks { view, next, started: false, done: false, headers, metrics, times: TimeCache::default() }
     }
-    out.push(b']');
-    if let Some(meta) = &view.meta {
-        out.extend_from_slice(b",\"meta\":");
-        let _ = serde_json::to_writer(&mut out, meta);
+}
+
+impl Iterator for JsonChunks {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if self.done {
+            return None;
+        }
+        let view = &self.view;
+        let end = (self.next + CHUNK_ROWS).min(view.range.end);
+        let width = 48 + 32 * (self.headers.len() + self.metrics.len());
+        let mut out: Vec<u8> = Vec::with_capacity(64 + (end - self.next) * width);
+        if !self.started {
+            self.started = true;
+            out.extend_from_slice(b"{\"rows\":[");
+        }
+        for i in self.next..end {
+            if i > view.range.start {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"dateTime\":\"");
+            out.extend_from_slice(self.times.get(view, i).as_bytes());
+            out.push(b'"');
+            for (d, f, key) in &self.headers {
+                out.push(b',');
+                out.extend_from_slice(key);
+                write_json_str(&mut out, view.field_ref(*d, *f, i));
+            }
+            for (key, col) in &self.metrics {
+                out.push(b',');
+                out.extend_from_slice(key);
+                write_metric(&mut out, col, i);
+            }
+            out.push(b'}');
+        }
+        self.next = end;
+        if end == view.range.end {
+            self.done = true;
+            out.push(b']');
+            if let Some(meta) = &view.meta {
+                out.extend_from_slice(b",\"meta\":");
+                let _ = serde_json::to_writer(&mut out, meta);
+            }
+            out.push(b'}');
+        }
+        Some(out)
     }
-    out.push(b'}');
-    out
 }
 
 /// `"name":` with the name escaped.
@@ -165,54 +201,99 @@ impl TimeCache {
     }
 }
 
-/// JSON-API: rows carry each dimension's key; one de-duplicated sidecar per dimension holds
-/// the shown fields plus the key.
-pub fn jsonapi(view: &View) -> Vec<u8> {
-    let metrics = view.metric_columns();
-    let mut sidecars: Vec<(String, Vec<Value>, std::collections::HashSet<String>)> =
-        view.dims.iter().map(|d| (d.dim.name.clone(), vec![], Default::default())).collect();
-    let rows: Vec<Value> = view
-        .range
-        .clone()
-        .map(|i| {
-            let mut m = Map::new();
-            m.insert("dateTime".into(), json!(view.time(i)));
-            for (d, gd) in view.dims.iter().enumerate() {
-                if gd.shown.is_empty() {
-                    continue;
-                }
-                let key = view.key(d, i).to_string();
-                m.insert(gd.dim.name.clone(), json!(key));
-                let (_, list, seen) = &mut sidecars[d];
-                if seen.insert(key) {
-                    let mut fields: Vec<usize> = gd.shown.clone();
-                    if !fields.contains(&0) {
-                        fields.push(0);
-                    }
-                    let mut o = Map::new();
-                    for f in fields {
-                        o.insert(gd.dim.fields[f].name.clone(), json!(view.field_ref(d, f, i)));
-                    }
-                    list.push(Value::Object(o));
-                }
+/// JSON-API in chunks of rows: rows carry each dimension's key; after the rows, one
+/// de-duplicated sidecar per dimension holds the shown fields plus the key.
+pub struct JsonApiChunks {
+    view: Arc<View>,
+    next: usize,
+    done: bool,
+    metrics: Vec<(String, ArrayRef)>,
+    /// Per dimension: its sidecar entries so far and the keys they cover.
+    sidecars: Vec<(Vec<Value>, std::collections::HashSet<String>)>,
+}
+
+impl JsonApiChunks {
+    pub fn new(view: Arc<View>) -> JsonApiChunks {
+        let metrics = view.metric_columns();
+        let sidecars = view.dims.iter().map(|_| Default::default()).collect();
+        let next = view.range.start;
+        JsonApiChunks { view, next, done: false, metrics, sidecars }
+    }
+
+    fn row(&mut self, i: usize) -> Value {
+        let view = &self.view;
+        let mut m = Map::new();
+        m.insert("dateTime".into(), json!(view.time(i)));
+        for (d, gd) in view.dims.iter().enumerate() {
+            if gd.shown.is_empty() {
+                continue;
             }
-            for (name, col) in &metrics {
-                m.insert(name.clone(), metric_json(col, i));
+            let key = view.key(d, i).to_string();
+            m.insert(gd.dim.name.clone(), json!(key));
+            let (list, seen) = &mut self.sidecars[d];
+            if seen.insert(key) {
+                let mut fields: Vec<usize> = gd.shown.clone();
+                if !fields.contains(&0) {
+                    fields.push(0);
+                }
+                let mut o = Map::new();
+                for f in fields {
+                    o.insert(gd.dim.fields[f].name.clone(), json!(view.field_ref(d, f, i)));
+                }
+                list.push(Value::Object(o));
             }
-            Value::Object(m)
-        })
-        .collect();
-    let mut body = Map::new();
-    body.insert("rows".into(), Value::Array(rows));
-    for ((name, list, _), gd) in sidecars.into_iter().zip(&view.dims) {
-        if !gd.shown.is_empty() {
-            body.insert(name, Value::Array(list));
         }
+        for (name, col) in &self.metrics {
+            m.insert(name.clone(), metric_json(col, i));
+        }
+        Value::Object(m)
     }
-    if let Some(meta) = &view.meta {
-        body.insert("meta".into(), meta.clone());
+
+    fn tail(&mut self, out: &mut Vec<u8>) {
+        out.push(b']');
+        let view = self.view.clone();
+        for ((list, _), gd) in self.sidecars.iter_mut().zip(&view.dims) {
+            if !gd.shown.is_empty() {
+                out.push(b',');
+                out.extend_from_slice(&json_key(&gd.dim.name));
+                let _ = serde_json::to_writer(&mut *out, &std::mem::take(list));
+            }
+        }
+        if let Some(meta) = &view.meta {
+            out.extend_from_slice(b",\"meta\":");
+            let _ = serde_json::to_writer(&mut *out, meta);
+        }
+        out.push(b'}');
     }
-    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+}
+
+impl Iterator for JsonApiChunks {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if self.done {
+            return None;
+        }
+        let (start, stop) = (self.view.range.start, self.view.range.end);
+        let end = (self.next + CHUNK_ROWS).min(stop);
+        let mut out = Vec::new();
+        if self.next == start {
+            out.extend_from_slice(b"{\"rows\":[");
+        }
+        for i in self.next..end {
+            if i > start {
+                out.push(b',');
+            }
+            let row = self.row(i);
+            let _ = serde_json::to_writer(&mut out, &row);
+        }
+        self.next = end;
+        if end == stop {
+            self.done = true;
+            self.tail(&mut out);
+        }
+        Some(out)
+    }
 }
 
 /// RFC 4180 cell: quoted when it holds a comma, quote, line break or space.
@@ -245,9 +326,9 @@ impl CsvChunks {
 }
 
 impl Iterator for CsvChunks {
-    type Item = String;
+    type Item = Vec<u8>;
 
-    fn next(&mut self) -> Option<String> {
+    fn next(&mut self) -> Option<Vec<u8>> {
         let mut out = String::new();
         if !self.header_done {
             self.header_done = true;
@@ -262,7 +343,7 @@ impl Iterator for CsvChunks {
             }
             out.push_str("\r\n");
         }
-        let end = (self.next + 4096).min(self.view.range.end);
+        let end = (self.next + CHUNK_ROWS).min(self.view.range.end);
         for i in self.next..end {
             csv_cell(&self.view.time(i), &mut out);
             for (d, f, _) in &self.headers {
@@ -276,6 +357,6 @@ impl Iterator for CsvChunks {
             out.push_str("\r\n");
         }
         self.next = end;
-        if out.is_empty() { None } else { Some(out) }
+        if out.is_empty() { None } else { Some(out.into_bytes()) }
     }
 }
