@@ -227,3 +227,43 @@ async fn kill_9_loses_no_finished_job() {
     }
     eprintln!("after kill -9: {ok} results served, {failed} jobs marked failure");
 }
+
+#[tokio::test]
+async fn sighup_is_ignored_and_sigterm_closes_everything_within_the_deadline() {
+    let dir = scratch_config();
+    let jobs = dir.path().join("jobs");
+    gateway(dir.path(), "dir = \"../var/jobs\"", &format!("dir = \"{}\"", jobs.display()));
+    config_set(dir.path(), "shutdown_deadline_seconds", "1");
+    config_set(dir.path(), "header_read_timeout_seconds", "60");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = spawn(&dir.path().join("config"), port);
+    wait_up(&base).await;
+    let pid = server.0.id() as libc::pid_t;
+    // SAFETY: kill with a valid pid of our child and a standard signal.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(server.0.try_wait().unwrap().is_none(), "SIGHUP did not kill the server");
+    assert_eq!(reqwest::get(format!("{base}/status")).await.unwrap().status().as_u16(), 200);
+    // A client that never finishes its request must not hold the shutdown past the deadline.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"GET /v1/tables HTTP/1.1\r\nHost: x\r\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let mut status = None;
+    for _ in 0..300 {
+        status = server.0.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.expect("the server exits after SIGTERM within the deadline");
+    eprintln!("SIGTERM with a half-open socket: exited in {} ms", started.elapsed().as_millis());
+    assert!(status.success(), "{status:?}");
+    let mut buf = [0u8; 16];
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(matches!(std::io::Read::read(&mut slow, &mut buf), Ok(0) | Err(_)), "the socket was closed");
+}

@@ -222,14 +222,20 @@ async fn respond(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>)
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
     let handled = super::handle(state.clone(), method, path, query, headers.clone(), peer.ip());
+    Ok(caught(handled, || {
+        let ctx = Ctx::new(&state, "/", "", &headers, peer.ip());
+        let e = Error::internal("The server failed while answering this request; it has been logged.");
+        reply::finish(reply::error(&e, &ctx, None), &ctx)
+    })
+    .await)
+}
+
+/// `handled`'s response, or `on_panic()`'s if it panics (the panic hook has logged the
+/// message and backtrace by then).
+async fn caught<F: Future<Output = Response>>(handled: F, on_panic: impl FnOnce() -> Response) -> Response {
     match std::panic::AssertUnwindSafe(handled).catch_unwind().await {
-        Ok(r) => Ok(r),
-        Err(_) => {
-            // The panic hook has logged the message and backtrace.
-            let ctx = Ctx::new(&state, "/", "", &headers, peer.ip());
-            let e = Error::internal("The server failed while answering this request; it has been logged.");
-            Ok(reply::finish(reply::error(&e, &ctx, None), &ctx))
-        }
+        Ok(r) => r,
+        Err(_) => on_panic(),
     }
 }
 
@@ -263,4 +269,31 @@ pub fn install_panic_hook() {
         let backtrace = std::backtrace::Backtrace::force_capture();
         tracing::error!("panic: {info}\n{backtrace}");
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_the_fallback_response() {
+        let fallback = || reply::json(500, &serde_json::json!({"reason": "INTERNAL"}));
+        let panics = async {
+            if Method::GET == Method::GET {
+                panic!("a bug");
+            }
+            reply::empty(200)
+        };
+        assert_eq!(caught(panics, fallback).await.status(), 500);
+        assert_eq!(caught(async { reply::empty(204) }, fallback).await.status(), 204);
+    }
+
+    #[test]
+    fn odd_targets() {
+        let t = |m: Method, u: &str| target_error(&m, &u.parse().unwrap()).map(|e| e.reason);
+        assert_eq!(t(Method::CONNECT, "a:1"), Some(Reason::MethodNotAllowed));
+        assert_eq!(t(Method::GET, "http://x/v1/tables"), Some(Reason::RequestTargetInvalid));
+        assert_eq!(t(Method::OPTIONS, "*"), Some(Reason::RequestTargetInvalid));
+        assert_eq!(t(Method::GET, "/v1/tables?x=1"), None);
+    }
 }

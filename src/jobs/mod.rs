@@ -332,8 +332,9 @@ impl Jobs {
             ),
         );
         for t in &tickets {
+            let token = self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(t);
             let _ = self.fail(t, &e, "");
-            if let Some(token) = self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(t) {
+            if let Some(token) = token {
                 token.cancel();
             }
         }

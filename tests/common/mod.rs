@@ -188,3 +188,21 @@ pub fn flights() -> Vec<Flight> {
 pub fn day_ms(s: &str) -> i64 {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis()
 }
+
+/// Sets `key = value` in a scratch directory's `config/gateway.toml` (the line must exist).
+pub fn config_set(dir: &Path, key: &str, value: &str) {
+    let p = dir.join("config/gateway.toml");
+    let s = std::fs::read_to_string(&p).unwrap();
+    let prefix = format!("{key} = ");
+    assert!(s.lines().any(|l| l.starts_with(&prefix)), "no `{key}` line in gateway.toml");
+    let out: Vec<String> =
+        s.lines().map(|l| if l.starts_with(&prefix) { format!("{prefix}{value}") } else { l.to_string() }).collect();
+    std::fs::write(&p, out.join("\n") + "\n").unwrap();
+}
+
+/// Resident memory of this process (the in-process server's), in bytes.
+pub fn rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("0");
+    kb.parse::<u64>().unwrap_or(0) * 1024
+}
