@@ -228,6 +228,9 @@ pub struct JobsConfig {
     pub expiry_seconds: u64,
     /// Pending jobs one user may have; past it new jobs get 429. Default 10.
     pub max_pending_per_user: usize,
+    /// Jobs one user may have stored (pending or finished, until they expire); past it new
+    /// jobs get 429. Default 1000.
+    pub max_jobs_per_user: usize,
     /// Bytes of stored results one user may hold; past it new jobs get 429 until old ones
     /// expire. Default 1 GiB.
     pub max_result_bytes_per_user: u64,
@@ -242,6 +245,7 @@ impl Default for JobsConfig {
             dir: "../var/jobs".into(),
             expiry_seconds: 7 * 24 * 3600,
             max_pending_per_user: 10,
+            max_jobs_per_user: 1000,
             max_result_bytes_per_user: 1 << 30,
             orphan_seconds: 600,
         }

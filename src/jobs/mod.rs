@@ -203,7 +203,15 @@ impl Jobs {
     /// A new pending job of `user`, counted against the quotas of the caller `key`.
     pub fn create(&self, query: &str, user: &str, key: &str, render: &str, cancel: CancelToken) -> Result<Job, Error> {
         self.health().map_err(unavailable)?;
-        let (pending, bytes) = self.with_store(|s| s.usage(key))?;
+        let (pending, stored, bytes) = self.with_store(|s| s.usage(key))?;
+        if stored >= self.cfg.max_jobs_per_user {
+            return Err(Error::new(
+                Reason::JobQuotaExceeded,
+                format!(
+                    "You have {stored} stored jobs, the most allowed (jobs.max_jobs_per_user). They free up as jobs expire; use asyncAfter=never meanwhile."
+                ),
+            ));
+        }
         if pending >= self.cfg.max_pending_per_user {
             return Err(Error::new(
                 Reason::JobQuotaExceeded,

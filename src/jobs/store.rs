@@ -38,7 +38,8 @@ impl Store {
                 error_body TEXT,
                 render TEXT
             );
-            CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id);",
+            CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id);
+            CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);",
         )
         .map_err(e)?;
         // Columns added after the first release; an older database gains them here.
@@ -53,6 +54,7 @@ impl Store {
                 conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {col} {ty}")).map_err(e)?;
             }
         }
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner_key)").map_err(e)?;
         remove_temp_files(dir);
         Ok(Store { conn, dir: dir.to_path_buf() })
     }
@@ -96,13 +98,13 @@ impl Store {
             .map_err(e)
     }
 
-    /// The caller's pending jobs and the bytes of their stored results.
-    pub fn usage(&mut self, key: &str) -> Result<(usize, u64), String> {
+    /// The caller's jobs: (pending, stored in all, bytes of stored results).
+    pub fn usage(&mut self, key: &str) -> Result<(usize, usize, u64), String> {
         self.conn
             .query_row(
-                "SELECT COUNT(*) FILTER (WHERE status = 'pending'), COALESCE(SUM(result_bytes), 0) FROM jobs WHERE owner_key = ?1",
+                "SELECT COUNT(*) FILTER (WHERE status = 'pending'), COUNT(*), COALESCE(SUM(result_bytes), 0) FROM jobs WHERE owner_key = ?1",
                 params![key],
-                |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as u64)),
+                |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize, r.get::<_, i64>(2)? as u64)),
             )
             .map_err(e)
     }
