@@ -66,7 +66,7 @@ pub struct AppState {
     pub counters: Counters,
     pub metrics: crate::metrics::Metrics,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
-    pub trusted_proxies: Vec<crate::http::client::Net>,
+    pub trusted_proxies: Vec<crate::net::Net>,
     /// Physical tables whose data files failed to read, with the last error (`/status`).
     pub degraded: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
@@ -102,7 +102,7 @@ impl AppState {
             Admission::new(config.limits.clone()).with_byte_budget(q.max_inflight_bytes, q.max_inflight_bytes_per_user);
         crate::workers::set_nice(q.worker_nice);
         let auth = Auth::new(&config.auth);
-        let trusted_proxies = crate::http::client::parse_all(&config.server.trusted_proxies).unwrap_or_default();
+        let trusted_proxies = crate::net::parse_all(&config.server.trusted_proxies).unwrap_or_default();
         AppState {
             trusted_proxies,
             config,

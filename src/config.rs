@@ -316,7 +316,7 @@ impl GatewayConfig {
             }
             crate::grammar::filters::parse(&r.filters).map_err(|e| format!("key `auth.roles.{name}.filters`: {e}"))?;
         }
-        crate::http::client::parse_all(&self.server.trusted_proxies)
+        crate::net::parse_all(&self.server.trusted_proxies)
             .map_err(|e| format!("key `server.trusted_proxies`: {e}"))?;
         if !self.server.api_root.starts_with('/') {
             return Err(format!("key `server.api_root`: '{}' must start with '/'", self.server.api_root));

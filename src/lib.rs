@@ -18,6 +18,7 @@ pub mod http;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod net;
 pub mod plan;
 pub mod request;
 pub mod response;

@@ -3,7 +3,6 @@
 //! headers here, and every error is rendered by the one mapping in [`crate::error`].
 
 pub mod body;
-pub mod client;
 pub mod data;
 pub mod jobs;
 pub mod meta;
@@ -11,7 +10,6 @@ pub mod pagination;
 pub mod params;
 pub mod reply;
 pub mod server;
-
 use crate::app::AppState;
 use crate::auth::Scope;
 use crate::error::{Error, Reason};

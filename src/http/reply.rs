@@ -28,7 +28,7 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(state: &AppState, path: &str, query: &str, headers: &HeaderMap, peer: std::net::IpAddr) -> Ctx {
         let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let client = super::client::client_ip(peer, forwarded, &state.trusted_proxies);
+        let client = crate::net::client_ip(peer, forwarded, &state.trusted_proxies);
         let request_id = headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())

@@ -152,7 +152,7 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener, shutdown: impl F
             },
             _ = &mut shutdown => break,
         };
-        let ip = super::client::canonical(peer.ip());
+        let ip = crate::net::canonical(peer.ip());
         let Some(guard) = table.try_hold(ip, cfg.max_connections, cfg.max_connections_per_client) else {
             tokio::spawn(refuse(stream));
             continue;
