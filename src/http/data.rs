@@ -248,9 +248,9 @@ pub fn render(
         meta: if meta.is_empty() { None } else { Some(Value::Object(meta)) },
     });
     let (chunks, content_type): (Chunks, &str) = match out.format {
-        Format::Json | Format::Debug => (Box::new(response::JsonChunks::new(view)), "application/json; charset=utf-8"),
-        Format::JsonApi => (Box::new(response::JsonApiChunks::new(view)), "application/json; charset=utf-8"),
-        Format::Csv => (Box::new(response::CsvChunks::new(view)), "text/csv; charset=utf-8"),
+        Format::Json | Format::Debug => (Box::new(response::json(view)), "application/json; charset=utf-8"),
+        Format::JsonApi => (Box::new(response::jsonapi(view)), "application/json; charset=utf-8"),
+        Format::Csv => (Box::new(response::csv(view)), "text/csv; charset=utf-8"),
     };
     let mut r = if rows <= body::INLINE_ROWS { body::whole(chunks) } else { body::streamed(chunks, (permit, held)) };
     reply::set_header(&mut r, "content-type", content_type);

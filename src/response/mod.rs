@@ -93,73 +93,116 @@ fn metric_text(col: &ArrayRef, i: usize) -> String {
 /// Rows per chunk of a streamed body (a chunk of a wide JSON result is about 1 MB).
 pub const CHUNK_ROWS: usize = 4096;
 
-/// `{"rows": [...], "meta"?: {...}}` in chunks of [`CHUNK_ROWS`] rows, so a large answer
-/// streams with backpressure instead of being built whole. Written directly (not through a
-/// serde_json::Value tree): the data endpoint's hot path.
-pub struct JsonChunks {
-    view: Arc<View>,
-    next: usize,
-    started: bool,
-    done: bool,
-    headers: Vec<(usize, usize, Vec<u8>)>,
-    metrics: Vec<(Vec<u8>, ArrayRef)>,
-    times: TimeCache,
-}
-
-impl JsonChunks {
-    pub fn new(view: Arc<View>) -> JsonChunks {
-        let headers = view.dim_headers().into_iter().map(|(d, f, h)| (d, f, json_key(&h))).collect();
-        let metrics = view.metric_columns().into_iter().map(|(n, c)| (json_key(&n), c)).collect();
-        let next = view.range.start;
-        JsonChunks { view, next, started: false, done: false, headers, metrics, times: TimeCache::default() }
+/// One output format, written as a head, rows and a tail.
+pub trait RowWriter: Send + Sync {
+    /// What comes before the first row.
+    fn head(&mut self, view: &View, out: &mut Vec<u8>);
+    /// Row `i` of the view (`first`: no row was written before it).
+    fn row(&mut self, view: &View, i: usize, first: bool, out: &mut Vec<u8>);
+    /// What comes after the last row.
+    fn tail(&mut self, view: &View, out: &mut Vec<u8>);
+    /// About how many bytes a row takes (sizes each chunk's buffer once).
+    fn row_bytes(&self) -> usize {
+        64
     }
 }
 
-impl Iterator for JsonChunks {
+/// A view rendered in chunks of [`CHUNK_ROWS`] rows (the head in the first, the tail in the
+/// last), so a large answer streams with backpressure instead of being built whole.
+pub struct Chunks<W> {
+    view: Arc<View>,
+    next: usize,
+    done: bool,
+    writer: W,
+}
+
+impl<W: RowWriter> Iterator for Chunks<W> {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
         if self.done {
             return None;
         }
-        let view = &self.view;
-        let end = (self.next + CHUNK_ROWS).min(view.range.end);
-        let width = 48 + 32 * (self.headers.len() + self.metrics.len());
-        let mut out: Vec<u8> = Vec::with_capacity(64 + (end - self.next) * width);
-        if !self.started {
-            self.started = true;
-            out.extend_from_slice(b"{\"rows\":[");
+        let view = &*self.view;
+        let (start, stop) = (view.range.start, view.range.end);
+        let end = (self.next + CHUNK_ROWS).min(stop);
+        let mut out = Vec::with_capacity(64 + (end - self.next) * self.writer.row_bytes());
+        if self.next == start {
+            self.writer.head(view, &mut out);
         }
         for i in self.next..end {
-            if i > view.range.start {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"dateTime\":\"");
-            out.extend_from_slice(self.times.get(view, i).as_bytes());
-            out.push(b'"');
-            for (d, f, key) in &self.headers {
-                out.push(b',');
-                out.extend_from_slice(key);
-                write_json_str(&mut out, view.field_ref(*d, *f, i));
-            }
-            for (key, col) in &self.metrics {
-                out.push(b',');
-                out.extend_from_slice(key);
-                write_metric(&mut out, col, i);
-            }
-            out.push(b'}');
+            self.writer.row(view, i, i == start, &mut out);
         }
         self.next = end;
-        if end == view.range.end {
+        if end == stop {
             self.done = true;
-            out.push(b']');
-            if let Some(meta) = &view.meta {
-                out.extend_from_slice(b",\"meta\":");
-                let _ = serde_json::to_writer(&mut out, meta);
-            }
-            out.push(b'}');
+            self.writer.tail(view, &mut out);
         }
         Some(out)
+    }
+}
+
+fn chunks<W: RowWriter>(view: Arc<View>, writer: W) -> Chunks<W> {
+    let next = view.range.start;
+    Chunks { view, next, done: false, writer }
+}
+
+/// `{"rows": [...], "meta"?: {...}}`, written directly (not through a serde_json::Value
+/// tree): the data endpoint's hot path.
+pub fn json(view: Arc<View>) -> Chunks<JsonRows> {
+    let headers = view.dim_headers().into_iter().map(|(d, f, h)| (d, f, json_key(&h))).collect();
+    let metrics = view.metric_columns().into_iter().map(|(n, c)| (json_key(&n), c)).collect();
+    chunks(view, JsonRows { headers, metrics, times: TimeCache::default() })
+}
+
+/// The JSON format's row writer.
+pub struct JsonRows {
+    headers: Vec<(usize, usize, Vec<u8>)>,
+    metrics: Vec<(Vec<u8>, ArrayRef)>,
+    times: TimeCache,
+}
+
+impl RowWriter for JsonRows {
+    fn head(&mut self, _: &View, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"rows\":[");
+    }
+
+    fn row(&mut self, view: &View, i: usize, first: bool, out: &mut Vec<u8>) {
+        if !first {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"dateTime\":\"");
+        out.extend_from_slice(self.times.get(view, i).as_bytes());
+        out.push(b'"');
+        for (d, f, key) in &self.headers {
+            out.push(b',');
+            out.extend_from_slice(key);
+            write_json_str(out, view.field_ref(*d, *f, i));
+        }
+        for (key, col) in &self.metrics {
+            out.push(b',');
+            out.extend_from_slice(key);
+            write_metric(out, col, i);
+        }
+        out.push(b'}');
+    }
+
+    fn tail(&mut self, view: &View, out: &mut Vec<u8>) {
+        out.push(b']');
+        write_meta(view, out);
+        out.push(b'}');
+    }
+
+    fn row_bytes(&self) -> usize {
+        48 + 32 * (self.headers.len() + self.metrics.len())
+    }
+}
+
+/// `,"meta":{...}` when the view has one.
+fn write_meta(view: &View, out: &mut Vec<u8>) {
+    if let Some(meta) = &view.meta {
+        out.extend_from_slice(b",\"meta\":");
+        let _ = serde_json::to_writer(&mut *out, meta);
     }
 }
 
@@ -201,27 +244,30 @@ impl TimeCache {
     }
 }
 
-/// JSON-API in chunks of rows: rows carry each dimension's key; after the rows, one
-/// de-duplicated sidecar per dimension holds the shown fields plus the key.
-pub struct JsonApiChunks {
-    view: Arc<View>,
-    next: usize,
-    done: bool,
+/// JSON-API: rows carry each dimension's key; after the rows, one de-duplicated sidecar per
+/// dimension holds the shown fields plus the key.
+pub fn jsonapi(view: Arc<View>) -> Chunks<JsonApiRows> {
+    let metrics = view.metric_columns();
+    let sidecars = view.dims.iter().map(|_| Default::default()).collect();
+    chunks(view, JsonApiRows { metrics, sidecars })
+}
+
+/// The JSON-API format's row writer.
+pub struct JsonApiRows {
     metrics: Vec<(String, ArrayRef)>,
     /// Per dimension: its sidecar entries so far and the keys they cover.
     sidecars: Vec<(Vec<Value>, std::collections::HashSet<String>)>,
 }
 
-impl JsonApiChunks {
-    pub fn new(view: Arc<View>) -> JsonApiChunks {
-        let metrics = view.metric_columns();
-        let sidecars = view.dims.iter().map(|_| Default::default()).collect();
-        let next = view.range.start;
-        JsonApiChunks { view, next, done: false, metrics, sidecars }
+impl RowWriter for JsonApiRows {
+    fn head(&mut self, _: &View, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"rows\":[");
     }
 
-    fn row(&mut self, i: usize) -> Value {
-        let view = &self.view;
+    fn row(&mut self, view: &View, i: usize, first: bool, out: &mut Vec<u8>) {
+        if !first {
+            out.push(b',');
+        }
         let mut m = Map::new();
         m.insert("dateTime".into(), json!(view.time(i)));
         for (d, gd) in view.dims.iter().enumerate() {
@@ -246,12 +292,11 @@ impl JsonApiChunks {
         for (name, col) in &self.metrics {
             m.insert(name.clone(), metric_json(col, i));
         }
-        Value::Object(m)
+        let _ = serde_json::to_writer(&mut *out, &Value::Object(m));
     }
 
-    fn tail(&mut self, out: &mut Vec<u8>) {
+    fn tail(&mut self, view: &View, out: &mut Vec<u8>) {
         out.push(b']');
-        let view = self.view.clone();
         for ((list, _), gd) in self.sidecars.iter_mut().zip(&view.dims) {
             if !gd.shown.is_empty() {
                 out.push(b',');
@@ -259,104 +304,58 @@ impl JsonApiChunks {
                 let _ = serde_json::to_writer(&mut *out, &std::mem::take(list));
             }
         }
-        if let Some(meta) = &view.meta {
-            out.extend_from_slice(b",\"meta\":");
-            let _ = serde_json::to_writer(&mut *out, meta);
-        }
+        write_meta(view, out);
         out.push(b'}');
     }
 }
 
-impl Iterator for JsonApiChunks {
-    type Item = Vec<u8>;
-
-    fn next(&mut self) -> Option<Vec<u8>> {
-        if self.done {
-            return None;
-        }
-        let (start, stop) = (self.view.range.start, self.view.range.end);
-        let end = (self.next + CHUNK_ROWS).min(stop);
-        let mut out = Vec::new();
-        if self.next == start {
-            out.extend_from_slice(b"{\"rows\":[");
-        }
-        for i in self.next..end {
-            if i > start {
-                out.push(b',');
-            }
-            let row = self.row(i);
-            let _ = serde_json::to_writer(&mut out, &row);
-        }
-        self.next = end;
-        if end == stop {
-            self.done = true;
-            self.tail(&mut out);
-        }
-        Some(out)
-    }
-}
-
 /// RFC 4180 cell: quoted when it holds a comma, quote, line break or space.
-pub fn csv_cell(s: &str, out: &mut String) {
+pub fn csv_cell(s: &str, out: &mut Vec<u8>) {
     if s.contains([',', '"', '\n', '\r', ' ', '\t']) {
-        out.push('"');
-        out.push_str(&s.replace('"', "\"\""));
-        out.push('"');
+        out.push(b'"');
+        out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
     } else {
-        out.push_str(s);
+        out.extend_from_slice(s.as_bytes());
     }
 }
 
-/// CSV in chunks of rows, so a large export streams instead of being built whole.
-pub struct CsvChunks {
-    view: Arc<View>,
-    next: usize,
-    header_done: bool,
+/// CSV: a header line of `dateTime`, `dimension|field` and metric names, then one line a row.
+pub fn csv(view: Arc<View>) -> Chunks<CsvRows> {
+    let headers = view.dim_headers();
+    let metrics = view.metric_columns();
+    chunks(view, CsvRows { headers, metrics })
+}
+
+/// The CSV format's row writer.
+pub struct CsvRows {
     headers: Vec<(usize, usize, String)>,
     metrics: Vec<(String, ArrayRef)>,
 }
 
-impl CsvChunks {
-    pub fn new(view: Arc<View>) -> CsvChunks {
-        let headers = view.dim_headers();
-        let metrics = view.metric_columns();
-        let next = view.range.start;
-        CsvChunks { view, next, header_done: false, headers, metrics }
-    }
-}
-
-impl Iterator for CsvChunks {
-    type Item = Vec<u8>;
-
-    fn next(&mut self) -> Option<Vec<u8>> {
-        let mut out = String::new();
-        if !self.header_done {
-            self.header_done = true;
-            let mut cells = vec!["dateTime".to_string()];
-            cells.extend(self.headers.iter().map(|h| h.2.clone()));
-            cells.extend(self.metrics.iter().map(|m| m.0.clone()));
-            for (i, c) in cells.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                csv_cell(c, &mut out);
-            }
-            out.push_str("\r\n");
+impl RowWriter for CsvRows {
+    fn head(&mut self, _: &View, out: &mut Vec<u8>) {
+        let names = self.headers.iter().map(|h| h.2.as_str()).chain(self.metrics.iter().map(|m| m.0.as_str()));
+        csv_cell("dateTime", out);
+        for name in names {
+            out.push(b',');
+            csv_cell(name, out);
         }
-        let end = (self.next + CHUNK_ROWS).min(self.view.range.end);
-        for i in self.next..end {
-            csv_cell(&self.view.time(i), &mut out);
-            for (d, f, _) in &self.headers {
-                out.push(',');
-                csv_cell(self.view.field_ref(*d, *f, i), &mut out);
-            }
-            for (_, col) in &self.metrics {
-                out.push(',');
-                out.push_str(&metric_text(col, i));
-            }
-            out.push_str("\r\n");
-        }
-        self.next = end;
-        if out.is_empty() { None } else { Some(out.into_bytes()) }
+        out.extend_from_slice(b"\r\n");
     }
+
+    fn row(&mut self, view: &View, i: usize, _: bool, out: &mut Vec<u8>) {
+        csv_cell(&view.time(i), out);
+        for (d, f, _) in &self.headers {
+            out.push(b',');
+            csv_cell(view.field_ref(*d, *f, i), out);
+        }
+        for (_, col) in &self.metrics {
+            out.push(b',');
+            out.extend_from_slice(metric_text(col, i).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    fn tail(&mut self, _: &View, _: &mut Vec<u8>) {}
 }
