@@ -44,45 +44,60 @@ where
     }
 }
 
-/// Amounts held, in all and per key (a caller, or a physical table).
 #[derive(Default)]
-struct Ledger {
+struct Counts {
     global: u64,
     keys: HashMap<String, u64>,
 }
 
+/// Amounts held, in all and per key (a caller, a physical table, a client address), each
+/// taken under optional caps and given back when its [`Held`] is dropped.
+#[derive(Default, Clone)]
+pub struct Ledger(Arc<Mutex<Counts>>);
+
 /// Which cap a [`Ledger::take`] would have passed.
-enum Over {
+pub enum Over {
     Global,
     Key,
 }
 
-type Shared = Arc<Mutex<Ledger>>;
+impl Ledger {
+    /// Takes `amount` for `key` unless that would pass `global_cap` (in all) or `key_cap`.
+    pub fn take(&self, key: &str, amount: u64, global_cap: Option<u64>, key_cap: Option<u64>) -> Result<Held, Over> {
+        let mut l = self.lock();
+        if global_cap.is_some_and(|cap| l.global + amount > cap) {
+            return Err(Over::Global);
+        }
+        let mine = l.keys.get(key).copied().unwrap_or(0);
+        if key_cap.is_some_and(|cap| mine + amount > cap) {
+            return Err(Over::Key);
+        }
+        l.global += amount;
+        *l.keys.entry(key.to_string()).or_default() += amount;
+        Ok(Held { ledger: self.clone(), key: key.to_string(), amount })
+    }
 
-fn take(ledger: &Shared, key: &str, amount: u64, global_cap: Option<u64>, key_cap: Option<u64>) -> Result<Held, Over> {
-    let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
-    if global_cap.is_some_and(|cap| l.global + amount > cap) {
-        return Err(Over::Global);
+    /// Held in all, and by `key`.
+    pub fn held(&self, key: &str) -> (u64, u64) {
+        let l = self.lock();
+        (l.global, l.keys.get(key).copied().unwrap_or(0))
     }
-    let mine = l.keys.get(key).copied().unwrap_or(0);
-    if key_cap.is_some_and(|cap| mine + amount > cap) {
-        return Err(Over::Key);
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-    l.global += amount;
-    *l.keys.entry(key.to_string()).or_default() += amount;
-    Ok(Held { ledger: ledger.clone(), key: key.to_string(), amount })
 }
 
 /// An amount taken from a ledger; dropping it gives it back.
 pub struct Held {
-    ledger: Shared,
+    ledger: Ledger,
     key: String,
     amount: u64,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = self.ledger.lock();
         l.global = l.global.saturating_sub(self.amount);
         if let Some(n) = l.keys.get_mut(&self.key) {
             *n = n.saturating_sub(self.amount);
@@ -102,9 +117,9 @@ pub type Permit = Held;
 /// in flight, and the optional rate limit.
 pub struct Admission {
     cfg: LimitsConfig,
-    counts: Shared,
-    tables: Shared,
-    bytes: Shared,
+    counts: Ledger,
+    tables: Ledger,
+    bytes: Ledger,
     bytes_cap: (u64, u64),
     rate: Option<Box<dyn RateCheck>>,
 }
@@ -120,9 +135,9 @@ impl Admission {
             .map(|g| Box::new(g) as Box<dyn RateCheck>);
         Admission {
             cfg,
-            counts: Arc::default(),
-            tables: Arc::default(),
-            bytes: Arc::default(),
+            counts: Ledger::default(),
+            tables: Ledger::default(),
+            bytes: Ledger::default(),
             bytes_cap: (u64::MAX, u64::MAX),
             rate,
         }
@@ -155,7 +170,7 @@ impl Admission {
             ));
         }
         let limit = if ui { self.cfg.request_limit_ui } else { self.cfg.request_limit_per_user };
-        take(&self.counts, key, 1, cap(self.cfg.request_limit_global), cap(limit)).map_err(|over| {
+        self.counts.take(key, 1, cap(self.cfg.request_limit_global), cap(limit)).map_err(|over| {
             let which = match over {
                 Over::Global => "Global request limit exceeded",
                 Over::Key => "Exceeded user request limit",
@@ -167,7 +182,7 @@ impl Admission {
     /// Admits one scan of the physical table `table`, limited to `max` at once.
     pub fn admit_table(&self, table: &str, max: Option<usize>) -> Result<Option<Held>, Error> {
         let Some(max) = max else { return Ok(None) };
-        take(&self.tables, table, 1, None, Some(max as u64)).map(Some).map_err(|_| {
+        self.tables.take(table, 1, None, Some(max as u64)).map(Some).map_err(|_| {
             Error::new(
                 Reason::ServerBusy,
                 format!("Table '{table}' is busy: {max} queries are scanning it (its max_concurrent_queries). Retry shortly."),
@@ -180,7 +195,7 @@ impl Admission {
     pub fn reserve_bytes(&self, key: &str, bytes: u64) -> Result<Held, Error> {
         let (global, per_caller) = self.bytes_cap;
         let mb = |b: u64| b.div_ceil(1 << 20);
-        take(&self.bytes, key, bytes, Some(global), Some(per_caller)).map_err(|over| match over {
+        self.bytes.take(key, bytes, Some(global), Some(per_caller)).map_err(|over| match over {
             Over::Key => Error::new(
                 Reason::RateLimited,
                 format!(
@@ -201,19 +216,19 @@ impl Admission {
 
     /// Result bytes held for responses in flight, in all.
     pub fn bytes_in_flight(&self) -> u64 {
-        self.bytes.lock().unwrap_or_else(|p| p.into_inner()).global
+        self.bytes.held("").0
     }
 
     /// In-flight requests: global count and per caller.
     pub fn snapshot(&self) -> (usize, Vec<(String, usize)>) {
-        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.counts.lock();
         (c.global as usize, c.keys.iter().map(|(u, n)| (u.clone(), *n as usize)).collect())
     }
 
     /// In-flight requests: (global, of the caller `key`).
     pub fn in_flight(&self, key: &str) -> (usize, usize) {
-        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        (c.global as usize, c.keys.get(key).copied().unwrap_or(0) as usize)
+        let (global, mine) = self.counts.held(key);
+        (global as usize, mine as usize)
     }
 }
 

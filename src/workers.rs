@@ -20,7 +20,7 @@ pub fn set_nice(nice: i32) {
 
 /// Lowers the calling thread's priority to the configured nice value, once per thread.
 /// Threads it spawns afterwards (a scan's workers) inherit it.
-pub fn lower_priority() {
+fn lower_priority() {
     let nice = NICE.load(Ordering::Relaxed);
     if APPLIED.with(|a| a.get()) == Some(nice) {
         return;
@@ -40,13 +40,17 @@ pub fn lower_priority() {
     }
 }
 
-/// Runs `f` on the blocking pool at the workers' priority and awaits its value. A panic in
-/// `f` becomes `None` (logged by the panic hook).
-pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+/// Starts `f` on the blocking pool at the workers' priority; it runs to the end even if
+/// nobody awaits the handle.
+pub fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> tokio::task::JoinHandle<T> {
     tokio::task::spawn_blocking(move || {
         lower_priority();
         f()
     })
-    .await
-    .ok()
+}
+
+/// Runs `f` on the blocking pool at the workers' priority and awaits its value. A panic in
+/// `f` becomes `None` (logged by the panic hook).
+pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    spawn(f).await.ok()
 }

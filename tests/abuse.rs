@@ -303,21 +303,15 @@ async fn job_quotas_per_user() {
     let r = get(&s, &slow).await;
     assert_eq!(r.json()["reason"], "JOB_QUOTA_EXCEEDED");
     assert!(r.description().contains("max_pending_per_user"), "{}", r.body);
-    // So do stored jobs, finished or not.
-    let (_d3, s3) = server_with(|d| config_set(d, "max_jobs_per_user", "1")).await;
-    let t = get(&s3, &format!("{Q}&asyncAfter=always")).await.json()["jobTicket"].as_str().unwrap().to_string();
-    assert_eq!(get(&s3, &format!("/v1/jobs/{t}/results?asyncAfter=never")).await.status, 200);
-    let r = get(&s3, &format!("{Q}&asyncAfter=always")).await;
-    assert_eq!(r.status, 429);
-    assert!(r.description().contains("max_jobs_per_user"), "{}", r.body);
-    // Stored result bytes count too.
-    let (_d2, s2) = server_with(|d| config_set(d, "max_result_bytes_per_user", "1")).await;
-    let t = get(&s2, &format!("{Q}&asyncAfter=always")).await.json()["jobTicket"].as_str().unwrap().to_string();
-    assert_eq!(get(&s2, &format!("/v1/jobs/{t}/results?asyncAfter=never")).await.status, 200);
-    let r = get(&s2, &format!("{Q}&asyncAfter=always")).await;
-    assert_eq!(r.status, 429);
-    assert!(r.description().contains("max_result_bytes_per_user"), "{}", r.body);
-    assert_eq!(get(&s2, Q).await.status, 200, "synchronous queries still run");
+    // So do stored jobs, finished or not, and stored result bytes.
+    for key in ["max_jobs_per_user", "max_result_bytes_per_user"] {
+        let (_d2, s2) = server_with(|d| config_set(d, key, "1")).await;
+        finished_job(&s2).await;
+        let r = get(&s2, &format!("{Q}&asyncAfter=always")).await;
+        assert_eq!(r.status, 429);
+        assert!(r.description().contains(key), "{}", r.body);
+        assert_eq!(get(&s2, Q).await.status, 200, "synchronous queries still run");
+    }
 }
 
 #[tokio::test]

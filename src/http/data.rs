@@ -103,7 +103,7 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
     if let Some(t) = segs.first().filter(|t| state.catalog.tables.contains_key(**t)) {
         principal.require_table(t)?;
     }
-    let key = principal.limit_key(ctx.client);
+    let key = ctx.caller();
     let permit = state.admission.admit(&key, principal.ui, &ctx.url())?;
     let prepared = prepare(state, ctx, segs)?;
     let table_permit = state.admission.admit_table(&prepared.physical.name, prepared.physical.max_concurrent)?;
@@ -133,8 +133,7 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
     let (tx, mut rx) = tokio::sync::oneshot::channel::<Outcome>();
     let (st, token, slice) = (state.clone(), cancel.clone(), physical.name.clone());
     let dims: Vec<Arc<crate::catalog::Dimension>> = req.dims.iter().map(|d| d.dim.clone()).collect();
-    tokio::task::spawn_blocking(move || {
-        crate::workers::lower_priority();
+    crate::workers::spawn(move || {
         let r = engine::execute(&plan, &token);
         drop(table_permit);
         st.count(&r);
@@ -238,7 +237,7 @@ pub fn render(
     }
     let range = page.as_ref().map(|p| p.range()).unwrap_or(0..total);
     let rows = range.len();
-    let held = state.admission.reserve_bytes(&ctx.principal.limit_key(ctx.client), in_flight_bytes(&batch, rows))?;
+    let held = state.admission.reserve_bytes(&ctx.caller(), in_flight_bytes(&batch, rows))?;
     let view = Arc::new(View {
         tz: spec.tz.parse().unwrap_or(chrono_tz::UTC),
         dims,

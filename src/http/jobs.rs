@@ -18,12 +18,16 @@ fn not_found(ticket: &str) -> Error {
 }
 
 /// A job the caller may see: their own, or any for admins. Others' tickets are not found.
+/// Asking about a job keeps it from being canceled as an orphan.
 fn visible(state: &AppState, ctx: &Ctx, ticket: &str) -> Result<Job, Error> {
     if ticket.is_empty() || ticket.len() > 128 || !ticket.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(not_found(ticket));
     }
     match state.jobs.get(ticket)? {
-        Some(j) if ctx.principal.admin || j.user == ctx.principal.user => Ok(j),
+        Some(j) if ctx.principal.admin || j.user == ctx.principal.user => {
+            state.jobs.touch(ticket);
+            Ok(j)
+        }
         _ => Err(not_found(ticket)),
     }
 }
@@ -43,13 +47,11 @@ pub fn list(state: &AppState, ctx: &Ctx) -> Result<Response, Error> {
 
 pub fn job(state: &AppState, ctx: &Ctx, ticket: &str) -> Result<Response, Error> {
     let j = visible(state, ctx, ticket)?;
-    state.jobs.touch(ticket);
     Ok(reply::json(200, &j.payload(&ctx.base)))
 }
 
 pub async fn results(state: &Arc<AppState>, ctx: &Ctx, ticket: &str) -> Result<Response, Error> {
     let j = visible(state, ctx, ticket)?;
-    state.jobs.touch(ticket);
     let fmt = match ctx.params.get("format") {
         Some(f) => format::parse(f)?,
         None => ctx.header("accept").and_then(Format::from_accept).unwrap_or(Format::Json),

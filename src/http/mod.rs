@@ -10,24 +10,17 @@ pub mod pagination;
 pub mod params;
 pub mod reply;
 pub mod server;
+
 use crate::app::AppState;
 use crate::auth::Scope;
 use crate::error::{Error, Reason};
 use reply::Ctx;
+/// Serves the API on a listener until a shutdown future resolves (see [`server`]).
+pub use server::serve;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tracing::Instrument;
 use warp::http::{HeaderMap, Method};
-
-/// Serves the API on `listener` until `shutdown` resolves (see [`server`] for the
-/// connection limits and the shutdown deadline).
-pub async fn serve(
-    state: Arc<AppState>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    server::serve(state, listener, shutdown).await
-}
 
 /// Binds a listener on `bind:port`.
 pub async fn bind(bind: &str, port: u16) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {

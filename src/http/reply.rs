@@ -80,6 +80,12 @@ impl Ctx {
         self.url_with_query(&self.params.raw)
     }
 
+    /// The key this request's caller is limited and counted under (see
+    /// [`crate::auth::Principal::limit_key`]).
+    pub fn caller(&self) -> String {
+        self.principal.limit_key(self.client)
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

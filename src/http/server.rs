@@ -20,57 +20,18 @@ use crate::error::{Error, Reason};
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use warp::http::{Method, Request};
 use warp::reply::Response;
-
-/// Open connections, in all and per client address.
-#[derive(Default)]
-struct ConnTable {
-    counts: Mutex<(usize, HashMap<IpAddr, usize>)>,
-}
-
-/// One open connection's place in the [`ConnTable`]; dropping it frees the place.
-struct ConnGuard {
-    table: Arc<ConnTable>,
-    ip: IpAddr,
-}
-
-impl ConnTable {
-    fn try_hold(self: &Arc<Self>, ip: IpAddr, max: usize, per_client: usize) -> Option<ConnGuard> {
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = c.1.get(&ip).copied().unwrap_or(0);
-        if c.0 >= max || mine >= per_client {
-            return None;
-        }
-        c.0 += 1;
-        *c.1.entry(ip).or_default() += 1;
-        Some(ConnGuard { table: self.clone(), ip })
-    }
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        let mut c = self.table.counts.lock().unwrap_or_else(|p| p.into_inner());
-        c.0 = c.0.saturating_sub(1);
-        if let Some(n) = c.1.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.1.remove(&self.ip);
-            }
-        }
-    }
-}
 
 /// A socket whose writes fail with `TimedOut` once they have been blocked (the client not
 /// reading) for longer than the write timeout.
@@ -135,7 +96,9 @@ impl AsyncWrite for Guarded {
 /// Serves on `listener` until `shutdown` resolves, then drains within the shutdown deadline.
 pub async fn serve(state: Arc<AppState>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
     let cfg = state.config.server.clone();
-    let table = Arc::new(ConnTable::default());
+    // Open connections, in all and per client address.
+    let open = crate::limits::Ledger::default();
+    let (max, per_client) = (cfg.max_connections as u64, cfg.max_connections_per_client as u64);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let (force_close, closed) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -152,8 +115,8 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener, shutdown: impl F
             },
             _ = &mut shutdown => break,
         };
-        let ip = crate::net::canonical(peer.ip());
-        let Some(guard) = table.try_hold(ip, cfg.max_connections, cfg.max_connections_per_client) else {
+        let ip = crate::net::canonical(peer.ip()).to_string();
+        let Ok(guard) = open.take(&ip, 1, Some(max), Some(per_client)) else {
             tokio::spawn(refuse(stream));
             continue;
         };
@@ -215,19 +178,19 @@ async fn respond(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>)
     let (parts, _body) = req.into_parts();
     let method = parts.method.clone();
     let headers = parts.headers;
-    if let Some(e) = target_error(&parts.method, &parts.uri) {
+    // Errors answered here, outside the API's dispatch, still carry its headers.
+    let answer = |e: Error| {
         let ctx = Ctx::new(&state, "/", "", &headers, peer.ip());
-        return Ok(reply::finish(reply::error(&e, &ctx, None), &ctx));
+        reply::finish(reply::error(&e, &ctx, None), &ctx)
+    };
+    if let Some(e) = target_error(&parts.method, &parts.uri) {
+        return Ok(answer(e));
     }
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
     let handled = super::handle(state.clone(), method, path, query, headers.clone(), peer.ip());
-    Ok(caught(handled, || {
-        let ctx = Ctx::new(&state, "/", "", &headers, peer.ip());
-        let e = Error::internal("The server failed while answering this request; it has been logged.");
-        reply::finish(reply::error(&e, &ctx, None), &ctx)
-    })
-    .await)
+    let panicked = || answer(Error::internal("The server failed while answering this request; it has been logged."));
+    Ok(caught(handled, panicked).await)
 }
 
 /// `handled`'s response, or `on_panic()`'s if it panics (the panic hook has logged the
