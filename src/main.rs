@@ -101,7 +101,7 @@ fn init_logging(format: &str) {
     }
 }
 
-/// How often orphaned jobs are canceled and expired ones deleted.
+/// How often orphaned jobs are canceled (expired ones are deleted hourly, see `Jobs::sweep`).
 const JOB_SWEEP_SECONDS: u64 = 10;
 
 /// Resident memory above which freed allocator pages are returned to the OS (see `serve`).
@@ -230,30 +230,28 @@ fn rollup(args: RollupArgs) -> ExitCode {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        /// The next delivery of `s`; never, when it could not be installed.
+        async fn received(s: &mut Option<Signal>) {
+            let delivered = match s {
+                Some(s) => s.recv().await.is_some(),
+                None => false,
+            };
+            if !delivered {
+                std::future::pending::<()>().await;
+            }
+        }
         let mut term = signal(SignalKind::terminate()).ok();
         let mut hup = signal(SignalKind::hangup()).ok();
         let hangups = async {
-            match hup.as_mut() {
-                Some(h) => {
-                    while h.recv().await.is_some() {
-                        tracing::info!("SIGHUP received: ignored (the configuration is read at start-up only)");
-                    }
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        let terminate = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
+            loop {
+                received(&mut hup).await;
+                tracing::info!("SIGHUP received: ignored (the configuration is read at start-up only)");
             }
         };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = terminate => {}
+            _ = received(&mut term) => {}
             _ = hangups => {}
         }
     }

@@ -97,9 +97,15 @@ pub struct Jobs {
     cfg: JobsConfig,
     watchers: Mutex<HashMap<String, watch::Sender<JobStatus>>>,
     running: Mutex<HashMap<String, CancelToken>>,
-    /// The last failed write of results, until a write succeeds again (`/status`).
-    write_error: Mutex<Option<String>>,
+    /// The last failed write of results and when (ms), until a write succeeds again or
+    /// [`WRITE_ERROR_HOLD_MS`] pass.
+    write_error: Mutex<Option<(String, i64)>>,
+    /// When [`Jobs::sweep`] last deleted expired jobs (ms).
+    last_expiry: std::sync::atomic::AtomicI64,
 }
+
+/// How often [`Jobs::sweep`] deletes expired jobs.
+const EXPIRY_EVERY_MS: i64 = 3_600_000;
 
 /// The error of a job cut off by a server stop (shutdown, crash or kill).
 fn interrupted() -> Error {
@@ -132,6 +138,11 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 /// Below this many free bytes the job store reports itself unavailable.
 const MIN_FREE_BYTES: u64 = 1 << 20;
 
+/// How long a failed result write keeps the store unavailable: long enough that a full disk
+/// refuses new jobs at once, short enough that the store is tried again once it is freed (no
+/// job could ever succeed to clear it otherwise).
+const WRITE_ERROR_HOLD_MS: i64 = 60_000;
+
 fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::new(
         Reason::JobStoreUnavailable,
@@ -159,6 +170,7 @@ impl Jobs {
             watchers: Mutex::default(),
             running: Mutex::default(),
             write_error: Mutex::default(),
+            last_expiry: Default::default(),
         };
         let now = jobs.clock.now_ms();
         if let Some(s) = jobs.store.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
@@ -169,6 +181,7 @@ impl Jobs {
             }
         }
         jobs.expire();
+        jobs.last_expiry.store(now, std::sync::atomic::Ordering::Relaxed);
         jobs
     }
 
@@ -191,7 +204,10 @@ impl Jobs {
         if self.store.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
             return Err("the job database could not be opened".into());
         }
-        if let Some(e) = self.write_error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        let now = self.clock.now_ms();
+        if let Some((e, at)) = self.write_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            && now - at < WRITE_ERROR_HOLD_MS
+        {
             return Err(format!("the last result write failed: {e}"));
         }
         if free_bytes(&self.dir).is_some_and(|b| b < MIN_FREE_BYTES) {
@@ -277,7 +293,7 @@ impl Jobs {
             }
             Err(e) => {
                 tracing::error!(ticket, "cannot store job results: {e}");
-                *self.write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                *self.write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some((e.clone(), self.clock.now_ms()));
                 let err = Error::new(Reason::JobStoreUnavailable, format!("The results could not be stored: {e}"));
                 let body = serde_json::to_string_pretty(&err.body("", None)).unwrap_or_default();
                 self.finish(ticket, JobStatus::Failure, Some((err.status(), body)))
@@ -340,19 +356,32 @@ impl Jobs {
             ),
         );
         for t in &tickets {
-            let token = self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(t);
-            let _ = self.fail(t, &e, "");
-            if let Some(token) = token {
-                token.cancel();
-            }
+            self.stop(t, &e);
         }
         tickets.len()
     }
 
-    /// Periodic upkeep: orphans canceled, expired jobs deleted.
+    /// Ends a pending job with `e` and stops its query.
+    fn stop(&self, ticket: &str, e: &Error) {
+        // Taken before `fail`, which forgets the running query.
+        let token = self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(ticket);
+        let _ = self.fail(ticket, e, "");
+        if let Some(token) = token {
+            token.cancel();
+        }
+    }
+
+    /// Periodic upkeep: orphans canceled; expired jobs deleted once an hour.
     pub fn sweep(&self) {
         let orphans = self.cancel_orphans();
-        let expired = self.expire();
+        let now = self.clock.now_ms();
+        let last = self.last_expiry.load(std::sync::atomic::Ordering::Relaxed);
+        let expired = if now - last >= EXPIRY_EVERY_MS {
+            self.last_expiry.store(now, std::sync::atomic::Ordering::Relaxed);
+            self.expire()
+        } else {
+            0
+        };
         if orphans + expired > 0 {
             tracing::info!("{orphans} orphaned job(s) canceled, {expired} expired job(s) deleted");
         }
@@ -382,11 +411,9 @@ impl Jobs {
     /// Cancels every running job (shutdown); like jobs cut off by a crash, they become
     /// `failure` with reason `JOB_INTERRUPTED` (503).
     pub fn cancel_all(&self) -> usize {
-        let running: Vec<(String, CancelToken)> =
-            self.running.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
-        for (ticket, token) in &running {
-            let _ = self.fail(ticket, &interrupted(), "");
-            token.cancel();
+        let running: Vec<String> = self.running.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        for ticket in &running {
+            self.stop(ticket, &interrupted());
         }
         running.len()
     }
