@@ -67,6 +67,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
     pub trusted_proxies: Vec<crate::net::Net>,
+    /// Signs and checks share links.
+    pub share: crate::share::Signer,
     /// Physical tables whose data files failed to read, with the last error (`/status`).
     pub degraded: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
@@ -103,7 +105,13 @@ impl AppState {
         crate::workers::set_nice(q.worker_nice);
         let auth = Auth::new(&config.auth);
         let trusted_proxies = crate::net::parse_all(&config.server.trusted_proxies).unwrap_or_default();
+        let share = crate::share::Signer::load(&config.auth.share_secret, jobs_dir).unwrap_or_else(|e| {
+            tracing::error!("share links will not survive a restart: {e}");
+            let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+            crate::share::Signer::new(key.as_bytes())
+        });
         AppState {
+            share,
             trusted_proxies,
             config,
             config_dir,

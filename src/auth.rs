@@ -4,6 +4,7 @@
 use crate::config::AuthConfig;
 use crate::error::{Error, Reason};
 use crate::grammar::filters::{self, FilterClause};
+use crate::share::Signer;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 
@@ -47,8 +48,13 @@ pub struct Principal {
     pub admin: bool,
     /// A role grants the UI concurrency limit (`ui = true`).
     pub ui: bool,
-    /// Identified by a token (false when auth is off).
+    /// Identified by a token (false when auth is off, and for a share link's holder, who
+    /// is limited by address).
     pub authenticated: bool,
+    /// The SHA-256 of the token that identified the caller (empty when none did).
+    pub token: String,
+    /// Acting through a share link: the signer's grants, for that link's query only.
+    pub shared: bool,
 }
 
 impl Principal {
@@ -61,6 +67,8 @@ impl Principal {
             admin: false,
             ui: false,
             authenticated: false,
+            token: String::new(),
+            shared: false,
         }
     }
 
@@ -82,17 +90,27 @@ impl Principal {
         }
     }
 
+    /// Whether a role grants `table` (see [`crate::access`] for what follows from it).
     pub fn may_read_table(&self, table: &str) -> bool {
         self.tables.as_ref().is_none_or(|t| t.contains(table))
     }
+}
 
-    pub fn require_table(&self, table: &str) -> Result<(), Error> {
-        if self.may_read_table(table) {
-            Ok(())
-        } else {
-            Err(Error::new(Reason::Forbidden, format!("User '{}' is not allowed to query table '{table}'.", self.user)))
-        }
-    }
+/// The parts of a share link that identify its signer.
+pub struct ShareClaim<'a> {
+    pub user: &'a str,
+    pub expires: &'a str,
+    pub signature: &'a str,
+    /// The link's query in canonical form.
+    pub canonical: &'a str,
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// Hex SHA-256 of a token.
@@ -104,6 +122,7 @@ pub fn hash_token(token: &str) -> String {
 pub struct Auth {
     enabled: bool,
     tokens: HashMap<String, Principal>,
+    status_token: String,
 }
 
 impl Auth {
@@ -118,6 +137,8 @@ impl Auth {
                 admin: false,
                 ui: false,
                 authenticated: true,
+                token: t.sha256.to_ascii_lowercase(),
+                shared: false,
             };
             for r in t.roles.iter().filter_map(|r| cfg.roles.get(r)) {
                 p.scopes.extend(r.scopes.iter().filter_map(|s| Scope::parse(s)));
@@ -133,7 +154,46 @@ impl Auth {
             }
             tokens.insert(t.sha256.to_ascii_lowercase(), p);
         }
-        Auth { enabled: cfg.enabled, tokens }
+        Auth { enabled: cfg.enabled, tokens, status_token: cfg.status_token_sha256.to_ascii_lowercase() }
+    }
+
+    /// Whether the caller may see operational detail (the full `/status`, `/metrics`): it
+    /// presents the configured status token, or with auth on an admin's token.
+    pub fn is_operator(&self, authorization: Option<&str>) -> bool {
+        let Some(token) = bearer(authorization) else { return false };
+        let hash = hash_token(token);
+        (!self.status_token.is_empty() && hash == self.status_token)
+            || (self.enabled && self.tokens.get(&hash).is_some_and(|p| p.admin))
+    }
+
+    /// The principal a share link acts as: its signer's grants, the data scope only, limited
+    /// by the holder's address. Refused when the signature does not match (the query was
+    /// changed, or the link is forged), the link has expired, or the signer's token is no
+    /// longer configured.
+    pub fn identify_share(&self, signer: &Signer, claim: &ShareClaim, now_s: i64) -> Result<Principal, Error> {
+        let invalid = || {
+            Error::new(
+                Reason::ShareLinkInvalid,
+                "This share link is not valid: the query was changed after it was signed, the link is damaged, or its signer's access was removed. Ask for a new link (GET /v1/share).",
+            )
+        };
+        let expires: i64 = claim.expires.parse().map_err(|_| invalid())?;
+        let p = self
+            .tokens
+            .values()
+            .filter(|p| p.user == claim.user)
+            .find(|p| signer.verify(&p.user, &p.token, expires, claim.canonical, claim.signature))
+            .ok_or_else(invalid)?;
+        if now_s >= expires {
+            return Err(Error::new(
+                Reason::ShareLinkExpired,
+                format!(
+                    "This share link expired at {}. Ask for a new link (GET /v1/share).",
+                    chrono::DateTime::from_timestamp(expires, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(Principal { scopes: [Scope::Data].into_iter().collect(), authenticated: false, shared: true, ..p.clone() })
     }
 
     pub fn enabled(&self) -> bool {
@@ -145,13 +205,9 @@ impl Auth {
         if !self.enabled {
             return Ok(Principal::anonymous());
         }
-        let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::new(Reason::Unauthorized, "Authentication required: send 'Authorization: Bearer <token>'.")
-            })?;
+        let token = bearer(authorization).ok_or_else(|| {
+            Error::new(Reason::Unauthorized, "Authentication required: send 'Authorization: Bearer <token>'.")
+        })?;
         self.tokens
             .get(&hash_token(token))
             .cloned()
@@ -191,6 +247,7 @@ mod tests {
                 TokenConfig { sha256: hash_token("secret-b"), user: "bob".into(), roles: vec!["ops".into()] },
             ],
             roles,
+            ..Default::default()
         }
     }
 

@@ -19,7 +19,7 @@ pub struct GatewayConfig {
 }
 
 /// Identity (DESIGN §6): off by default, everyone is `anonymous`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Require `Authorization: Bearer <token>` on every endpoint but `/status`. Default false.
@@ -28,6 +28,27 @@ pub struct AuthConfig {
     pub tokens: Vec<TokenConfig>,
     /// Roles by name.
     pub roles: std::collections::BTreeMap<String, RoleConfig>,
+    /// SHA-256 of a token that shows the detailed `/status` and `/metrics` (for monitoring,
+    /// with auth on or off; with auth on an admin's token does too). Default none.
+    pub status_token_sha256: String,
+    /// The key signing share links (`/v1/share`). Default none: a random one is generated
+    /// on first use and kept in `share.key` in the job store's directory.
+    pub share_secret: String,
+    /// How long a share link works, in seconds. Default 604800 (7 days).
+    pub share_link_seconds: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            enabled: false,
+            tokens: vec![],
+            roles: Default::default(),
+            status_token_sha256: String::new(),
+            share_secret: String::new(),
+            share_link_seconds: 7 * 24 * 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +123,10 @@ pub struct ServerConfig {
     /// `X-Forwarded-For` names the client. Requests from anywhere else are identified by their
     /// own address whatever that header says. Default none.
     pub trusted_proxies: Vec<String>,
+    /// Origins (`https://dash.example.com`) whose pages may call the API from a browser
+    /// with credentials, or `*` for any page without credentials. Default none: no CORS
+    /// headers beyond `Vary: Origin`.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -117,6 +142,7 @@ impl Default for ServerConfig {
             max_connections_per_client: 256,
             shutdown_deadline_seconds: 30,
             trusted_proxies: vec![],
+            cors_allowed_origins: vec![],
         }
     }
 }
@@ -318,6 +344,23 @@ impl GatewayConfig {
         }
         crate::net::parse_all(&self.server.trusted_proxies)
             .map_err(|e| format!("key `server.trusted_proxies`: {e}"))?;
+        for o in &self.server.cors_allowed_origins {
+            if !crate::http::cors::valid_origin(o) {
+                return Err(format!(
+                    "key `server.cors_allowed_origins`: '{o}' is not an origin like 'https://host[:port]' (no path) or '*'"
+                ));
+            }
+        }
+        let st = &self.auth.status_token_sha256;
+        if !st.is_empty() && (st.len() != 64 || !st.chars().all(|c| c.is_ascii_hexdigit())) {
+            return Err("key `auth.status_token_sha256`: expected 64 hex characters (see `quiver token`)".into());
+        }
+        if self.auth.share_link_seconds == 0 {
+            return Err("key `auth.share_link_seconds`: expected a positive number of seconds".into());
+        }
+        if !self.auth.share_secret.is_empty() && self.auth.share_secret.len() < 16 {
+            return Err("key `auth.share_secret`: expected at least 16 characters".into());
+        }
         if !self.server.api_root.starts_with('/') {
             return Err(format!("key `server.api_root`: '{}' must start with '/'", self.server.api_root));
         }

@@ -116,8 +116,14 @@ pub enum Reason {
     // ---- identity and admission ----
     /// Missing or unknown bearer token.
     Unauthorized,
-    /// Scope or table not granted to the caller's roles.
+    /// Scope not granted to the caller's roles.
     Forbidden,
+    /// `/v1/share` without a usable `url` to sign.
+    ShareUrlInvalid,
+    /// A share link whose signature does not match its query, or whose signer is gone.
+    ShareLinkInvalid,
+    /// A share link past its expiry.
+    ShareLinkExpired,
     /// Concurrency or rate limit reached.
     RateLimited,
     // ---- execution ----
@@ -192,9 +198,10 @@ impl Reason {
             | HavingMetricUndefined
             | SortMetricUndefined
             | GrainNotSatisfiable
-            | RequestTargetInvalid => 400,
+            | RequestTargetInvalid
+            | ShareUrlInvalid => 400,
             Unauthorized => 401,
-            Forbidden => 403,
+            Forbidden | ShareLinkInvalid | ShareLinkExpired => 403,
             SliceUndefined | TableNotFound | DimensionNotFound | MetricNotFound | JobNotFound | RouteNotFound
             | PageNotFound => 404,
             MethodNotAllowed => 405,
@@ -262,6 +269,9 @@ impl Reason {
             RequestTargetInvalid => "REQUEST_TARGET_INVALID",
             Unauthorized => "UNAUTHORIZED",
             Forbidden => "FORBIDDEN",
+            ShareUrlInvalid => "SHARE_URL_INVALID",
+            ShareLinkInvalid => "SHARE_LINK_INVALID",
+            ShareLinkExpired => "SHARE_LINK_EXPIRED",
             RateLimited => "RATE_LIMITED",
             ResultTooLarge => "RESULT_TOO_LARGE",
             TableSchemaUndefined => "TABLE_SCHEMA_UNDEFINED",

@@ -7,6 +7,7 @@
 //! `error` holds the single error model every endpoint renders; `time` the zoned grain
 //! arithmetic shared by the grammar and the engine.
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod catalog;
@@ -23,6 +24,7 @@ pub mod plan;
 pub mod request;
 pub mod response;
 pub mod rollup;
+pub mod share;
 pub mod time;
 pub mod tpch;
 pub mod workers;

@@ -410,11 +410,11 @@ async fn a_full_disk_fails_the_job_and_shows_in_status() {
     }
     let _u = Unmount(mnt.path());
     let s = start_with_jobs(&embedded_config(), mnt.path()).await;
-    assert_eq!(get(&s, "/status").await.json()["jobStore"], "ok");
+    assert_eq!(status(&s).await["jobStore"], "ok");
     let t = get(&s, &format!("{BIG}&asyncAfter=always")).await.json()["jobTicket"].as_str().unwrap().to_string();
     let r = get(&s, &format!("/v1/jobs/{t}/results?asyncAfter=never")).await;
     assert_eq!((r.status, r.json()["reason"].as_str()), (503, Some("JOB_STORE_UNAVAILABLE")), "{}", r.body);
-    let st = get(&s, "/status").await.json();
+    let st = status(&s).await;
     assert_eq!(st["jobStore"], "unavailable", "{st}");
     let leftovers: Vec<_> = std::fs::read_dir(mnt.path().join("results")).unwrap().flatten().collect();
     assert!(leftovers.is_empty(), "no temporary files left: {leftovers:?}");

@@ -38,7 +38,7 @@ async fn corrupt_parquet_fails_clearly_and_the_rest_keeps_serving() {
     // The rollup, the metadata and the health endpoint keep answering.
     assert_eq!(get(&s, ROLLUP).await.status, 200);
     assert_eq!(get(&s, "/v1/tables/flights/day").await.status, 200);
-    let st = get(&s, "/status").await.json();
+    let st = status(&s).await;
     assert_eq!(st["tables"]["flights"]["status"], "degraded");
     assert!(st["tables"]["flights"]["errors"]["flights_raw"].as_str().unwrap().contains("flights.parquet"));
     assert_eq!(st["status"], "degraded");
@@ -77,7 +77,7 @@ async fn unusable_job_store_fails_async_with_503_while_sync_works() {
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.json()["reason"], "JOB_STORE_UNAVAILABLE");
     assert_eq!(get(&s, ROLLUP).await.status, 200);
-    assert_eq!(get(&s, "/status").await.json()["jobStore"], "unavailable");
+    assert_eq!(status(&s).await["jobStore"], "unavailable");
     assert_eq!(s.state.admission.in_flight("anonymous").0, 0, "the refused job's query released its slot");
 }
 

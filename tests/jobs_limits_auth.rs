@@ -320,9 +320,12 @@ async fn auth_matrix() {
     assert_eq!(as_user(&s, "t-jfk", data).await.status, 200);
     assert_eq!(as_user(&s, "t-jfk", "/v1/jobs").await.status, 200);
     // other: every scope but no access to flights.
+    // An ungranted table does not exist for the role: 404, as for a name nobody defined.
     let r = as_user(&s, "t-other", data).await;
-    assert_eq!((r.status, r.json()["reason"].clone()), (403, json!("FORBIDDEN")));
-    assert_eq!(as_user(&s, "t-other", "/v1/tables/flights").await.status, 403);
+    assert_eq!((r.status, r.json()["reason"].clone()), (404, json!("TABLE_NOT_FOUND")));
+    let unknown = as_user(&s, "t-other", &data.replace("flights", "nosuch")).await;
+    assert_eq!((unknown.status, unknown.json()["reason"].clone()), (404, json!("TABLE_NOT_FOUND")));
+    assert_eq!(as_user(&s, "t-other", "/v1/tables/flights").await.status, 404);
     assert_eq!(as_user(&s, "t-other", "/v1/tables").await.json()["rows"], json!([]));
     // admin: everything.
     assert_eq!(as_user(&s, "t-admin", data).await.status, 200);

@@ -229,14 +229,16 @@ async fn cross_cutting_headers_methods_and_case() {
     let s = embedded().await;
     let r = get_with(&s, "/v1/tables", &[("origin", "http://example.test"), ("x-request-id", "abc-123")]).await;
     assert_eq!(r.header("x-request-id").unwrap(), "abc-123");
-    assert_eq!(r.header("access-control-allow-origin").unwrap(), "http://example.test");
-    assert_eq!(r.header("access-control-allow-methods").unwrap(), "GET, POST, DELETE, OPTIONS, PUT, PATCH");
-    assert_eq!(r.header("access-control-allow-credentials").unwrap(), "true");
+    // No origin is allowed by default: the origin is not reflected, and caches are told.
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(r.header("access-control-allow-credentials"), None);
+    assert_eq!(r.header("vary").as_deref(), Some("Origin"));
     let r = get(&s, "/v1/tables").await;
     assert_eq!(r.header("x-request-id").unwrap().len(), 36, "a UUID when none is given");
     // Preflight and other methods.
     let r = request(&s, reqwest::Method::OPTIONS, "/v1/tables").await;
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("allow").as_deref(), Some("GET, HEAD, OPTIONS"));
     let r = request(&s, reqwest::Method::POST, "/v1/tables").await;
     assert_eq!(r.status, 405);
     assert_eq!(r.json()["reason"], "METHOD_NOT_ALLOWED");
@@ -250,7 +252,8 @@ async fn cross_cutting_headers_methods_and_case() {
     assert_eq!(r.json()["reason"], "ROUTE_NOT_FOUND");
     let r = get(&s, "/status").await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json()["tables"]["flights"]["status"], "ok");
+    assert_eq!(r.json(), serde_json::json!({"status": "ok", "healthy": true}), "no detail without a token");
+    assert_eq!(status(&s).await["tables"]["flights"]["status"], "ok");
 }
 
 #[tokio::test]
@@ -267,7 +270,8 @@ async fn prometheus_metrics() {
     get(&s, "/v1/tables").await;
     get(&s, "/v1/tables/nope").await;
     get(&s, "/v1/data/flights/day?metrics=flights&dateTime=2013-06-01/2013-06-03").await;
-    let r = get(&s, "/metrics").await;
+    assert_eq!(get(&s, "/metrics").await.status, 401, "a status token is configured");
+    let r = get_as_operator(&s, "/metrics").await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
     for line in [
@@ -321,7 +325,11 @@ async fn openapi_documents_every_route_and_every_documented_route_answers() {
             .replace("{metric}", "flights")
             .replace("{slice}", "flights_raw")
             .replace("{ticket}", &ticket);
-        let url = format!("/v1{concrete}?metrics=flights&dateTime=2013-06-01/2013-06-02");
+        let mut url = format!("/v1{concrete}?metrics=flights&dateTime=2013-06-01/2013-06-02");
+        if concrete == "/share" {
+            url = "/v1/share?url=%2Fv1%2Fdata%2Fflights%2Fday%3Fmetrics%3Dflights%26dateTime%3D2013-06-01%2F2013-06-02"
+                .into();
+        }
         let r = get(&s, &url).await;
         assert_eq!(r.status, 200, "{url}: {}", r.body);
     }
@@ -347,5 +355,5 @@ async fn openapi_describes_the_metric_list_as_json() {
     let content = &doc["paths"]["/metrics"]["get"]["responses"]["200"];
     assert_eq!(content["$ref"], "#/components/responses/List");
     assert_eq!(get(&s, "/v1/metrics").await.header("content-type").unwrap(), "application/json; charset=utf-8");
-    assert!(get(&s, "/metrics").await.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(get_as_operator(&s, "/metrics").await.header("content-type").unwrap().starts_with("text/plain"));
 }

@@ -8,7 +8,7 @@ use crate::engine::plan::{AggFunc, AggInput, CmpOp, PredOp, Predicate};
 use crate::time::Grain;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Loads every `*.toml` under `tables_dir`, resolving data paths against `data_root`.
 pub fn load(tables_dir: &Path, data_root: &Path) -> Result<Catalog, Vec<String>> {
@@ -223,7 +223,6 @@ fn build_dimension(name: &str, spec: &DimensionSpec, root: &Path, p: &mut Proble
         fields,
         default_fields,
         lookup,
-        fact_values: OnceLock::new(),
     })
 }
 

@@ -7,6 +7,7 @@
 pub mod expr;
 mod load;
 pub mod lookup;
+pub mod memo;
 pub mod physical;
 pub mod spec;
 mod tables;
@@ -18,20 +19,28 @@ use crate::engine::plan::{AggFunc, AggInput, Predicate};
 use crate::time::{Grain, Interval};
 use expr::Expr;
 use lookup::LookupTable;
+use memo::Memo;
 use physical::PhysicalTable;
-use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-/// Everything a request is resolved against.
+/// Everything a request is resolved against: the whole catalog, or one principal's view of
+/// it ([`Catalog::restricted`]), in which what the principal may not see does not exist.
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub tables: BTreeMap<String, LogicalTable>,
     pub dimensions: BTreeMap<String, Arc<Dimension>>,
     pub metrics: BTreeMap<String, Metric>,
+    /// Dimension rows by key (distinct fact values, or role-filtered rows), computed once.
+    pub values: Memo<Arc<LookupTable>>,
+    /// Availability under a role's row-level filters, by physical table and filters.
+    pub spans: Memo<Vec<Interval>>,
+    /// Views restricted to a set of tables, by that set.
+    views: Memo<Arc<Catalog>>,
 }
 
 /// A logical table: what users query by name.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LogicalTable {
     pub name: String,
     pub long_name: String,
@@ -88,8 +97,6 @@ pub struct Dimension {
     pub default_fields: Vec<String>,
     /// Rows from the configured lookup file.
     pub lookup: Option<Arc<LookupTable>>,
-    /// Distinct keys of the fact data, computed on first use when there is no lookup.
-    pub fact_values: OnceLock<Arc<LookupTable>>,
 }
 
 impl Dimension {
@@ -168,6 +175,40 @@ impl Catalog {
     /// Logical tables offering a metric.
     pub fn tables_with_metric(&self, metric: &str) -> Vec<&LogicalTable> {
         self.tables.values().filter(|t| t.metrics.iter().any(|d| d == metric)).collect()
+    }
+
+    /// The catalog as seen by a principal granted `tables`: only those tables, the dimensions
+    /// they use and the metrics they offer (with what those metrics are computed from). Built
+    /// once per table set and snapshot.
+    pub fn restricted(&self, tables: &BTreeSet<String>) -> Arc<Catalog> {
+        let key: Vec<&str> = tables.iter().map(|s| s.as_str()).collect();
+        let built: Result<_, std::convert::Infallible> = self.views.get_or_try(&key.join("\n"), || {
+            let mut view = Catalog::default();
+            for t in self.tables.values().filter(|t| tables.contains(&t.name)) {
+                for d in t.dimensions.iter().filter_map(|d| self.dimensions.get(d)) {
+                    view.dimensions.insert(d.name.clone(), d.clone());
+                }
+                for m in &t.metrics {
+                    self.add_metric(&mut view, m, 0);
+                }
+                view.tables.insert(t.name.clone(), t.clone());
+            }
+            Ok(Arc::new(view))
+        });
+        built.unwrap_or_default()
+    }
+
+    fn add_metric(&self, view: &mut Catalog, name: &str, depth: usize) {
+        let Some(m) = self.metrics.get(name) else { return };
+        if depth > 32 || view.metrics.contains_key(name) {
+            return;
+        }
+        view.metrics.insert(name.to_string(), m.clone());
+        match &m.kind {
+            MetricKind::Post(e) => e.refs().iter().for_each(|r| self.add_metric(view, r, depth + 1)),
+            MetricKind::NestedAvg { of, .. } => self.add_metric(view, of, depth + 1),
+            MetricKind::Aggregation { .. } => {}
+        }
     }
 
     /// Physical table by slice name.

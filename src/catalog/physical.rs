@@ -16,6 +16,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct DataFile {
     pub path: PathBuf,
+    /// The path relative to the catalog's data root: what callers and errors are shown,
+    /// never the absolute path.
+    pub name: String,
     pub metadata: ArrowReaderMetadata,
     /// Min and max of the time column per row group, in UTC ms (None: no statistics).
     pub row_group_times: Vec<Option<(i64, i64)>>,
@@ -142,6 +145,7 @@ pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
         (0..metadata.metadata().num_row_groups()).map(|rg| page_ranges(&metadata, time_column, rg)).collect();
     Ok(DataFile {
         path: path.to_path_buf(),
+        name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         metadata,
         row_group_times,
         page_times,

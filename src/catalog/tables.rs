@@ -127,7 +127,12 @@ fn build_physical(
     let mut files = Vec::new();
     for path in &paths {
         match physical::open_file(path, &ps.time_column) {
-            Ok(f) => files.push(Arc::new(f)),
+            Ok(mut f) => {
+                if let Ok(rel) = path.strip_prefix(root) {
+                    f.name = rel.to_string_lossy().into_owned();
+                }
+                files.push(Arc::new(f))
+            }
             Err(e) => p.add(&format!("{key}.path"), e),
         }
     }

@@ -21,7 +21,6 @@ pub mod shape;
 use crate::time::Grain;
 use arrow::array::RecordBatch;
 use plan::{AggInput, CancelToken, OutputKind, QueryPlan};
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -53,8 +52,9 @@ impl EngineError {
         EngineError::Arrow(e.to_string())
     }
 
-    pub fn file(path: &Path, e: impl std::fmt::Display) -> EngineError {
-        EngineError::File { file: path.display().to_string(), message: e.to_string() }
+    /// A failure reading `f`, naming it relative to the data root (never the absolute path).
+    pub fn file(f: &crate::catalog::physical::DataFile, e: impl std::fmt::Display) -> EngineError {
+        EngineError::File { file: f.name.clone(), message: e.to_string() }
     }
 }
 

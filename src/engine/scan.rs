@@ -325,7 +325,7 @@ fn read_unit(
     let cols: Vec<&String> = cols.iter().filter(|c| constant.is_none() || **c != plan.time_column).collect();
     let mut indices = Vec::with_capacity(cols.len());
     for c in cols {
-        let i = schema.index_of(c).map_err(|_| EngineError::MissingColumn(format!("{c}' in '{}", f.path.display())))?;
+        let i = schema.index_of(c).map_err(|_| EngineError::MissingColumn(format!("{c}' in '{}", f.name)))?;
         indices.push(i);
     }
     let descr = f.metadata.metadata().file_metadata().schema_descr_ptr();
@@ -359,7 +359,7 @@ fn read_unit(
         )?;
         counters.direct_units.fetch_add(1, Ordering::Relaxed);
     } else {
-        let file = std::fs::File::open(&f.path).map_err(|e| EngineError::file(&f.path, e))?;
+        let file = std::fs::File::open(&f.path).map_err(|e| EngineError::file(f, e))?;
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, f.metadata.clone())
             .with_projection(ProjectionMask::roots(&descr, indices))
             .with_row_groups(vec![u.row_group])
@@ -367,12 +367,12 @@ fn read_unit(
         if let Some(sel) = selection {
             builder = builder.with_row_selection(sel);
         }
-        let reader = builder.build().map_err(|e| EngineError::file(&f.path, e))?;
+        let reader = builder.build().map_err(|e| EngineError::file(f, e))?;
         for batch in reader {
             if cancel.is_canceled() {
                 return Err(EngineError::Canceled);
             }
-            let batch = batch.map_err(|e| EngineError::file(&f.path, e))?;
+            let batch = batch.map_err(|e| EngineError::file(f, e))?;
             counters.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
             part.process(&batch, ctx, constant)?;
         }

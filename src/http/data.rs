@@ -61,11 +61,13 @@ pub fn prepare(state: &AppState, ctx: &Ctx, segs: &[&str]) -> Result<Prepared, E
         accept: ctx.header("accept"),
         now: state.clock.now_ms(),
         forced_filters: &ctx.principal.filters,
+        unknown_table_is_404: state.auth.enabled(),
     };
-    let req = resolve(&state.catalog, &state.config, &input)?;
-    let table = &state.catalog.tables[&req.table];
-    let physical = plan::choose(&state.catalog, table, &req)?.clone();
-    let plan = plan::build(&state.catalog, &state.config, &req, &physical)?;
+    let cat = &ctx.catalog;
+    let req = resolve(cat, &state.config, &input)?;
+    let table = &cat.tables[&req.table];
+    let physical = plan::choose(cat, table, &req)?.clone();
+    let plan = plan::build(cat, &state.config, &req, &physical)?;
     Ok(Prepared { req, plan, physical })
 }
 
@@ -100,9 +102,6 @@ type Outcome = Result<(RecordBatch, ScanStats), Error>;
 pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Response, Error> {
     let principal = &ctx.principal;
     principal.require(Scope::Data)?;
-    if let Some(t) = segs.first().filter(|t| state.catalog.tables.contains_key(**t)) {
-        principal.require_table(t)?;
-    }
     let key = ctx.caller();
     let permit = state.admission.admit(&key, principal.ui, &ctx.url())?;
     let prepared = prepare(state, ctx, segs)?;
@@ -112,10 +111,14 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
     if prepared.req.format == Format::Debug {
         return Ok(debug(ctx, &prepared));
     }
-    let Prepared { req, plan, physical } = prepared;
-    if req.async_after != AsyncAfter::Never {
-        // The query may become a job, which only a caller with the jobs scope could read.
-        principal.require(Scope::Jobs)?;
+    let Prepared { mut req, plan, physical } = prepared;
+    if req.async_after != AsyncAfter::Never && principal.require(Scope::Jobs).is_err() {
+        // A job is only readable with the jobs scope: asking for one without it is refused,
+        // and the configured default does not apply (the answer is synchronous).
+        if ctx.params.get("asyncAfter").is_some() {
+            principal.require(Scope::Jobs)?;
+        }
+        req.async_after = AsyncAfter::Never;
     }
     let spec = RenderSpec {
         tz: req.tz.name().to_string(),
@@ -131,7 +134,7 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
     // is written (or, for a job, until the job ends).
     let cancel = CancelToken::default();
     let (tx, mut rx) = tokio::sync::oneshot::channel::<Outcome>();
-    let (st, token, slice) = (state.clone(), cancel.clone(), physical.name.clone());
+    let (st, token, slice, cat) = (state.clone(), cancel.clone(), physical.name.clone(), ctx.catalog.clone());
     let dims: Vec<Arc<crate::catalog::Dimension>> = req.dims.iter().map(|d| d.dim.clone()).collect();
     crate::workers::spawn(move || {
         let r = engine::execute(&plan, &token);
@@ -141,7 +144,7 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
         let r = r.map_err(Error::from).and_then(|r| {
             // Warm the dimension rows used to annotate.
             for d in &dims {
-                dimension_rows(&st.catalog, d)?;
+                dimension_rows(&cat, d)?;
             }
             Ok((r.batch, r.stats))
         });
@@ -220,10 +223,10 @@ pub fn render(
     let mut lookups = Vec::new();
     for (name, shown) in &spec.dims {
         let dim =
-            state.catalog.dimensions.get(name).cloned().ok_or_else(|| {
+            ctx.catalog.dimensions.get(name).cloned().ok_or_else(|| {
                 Error::new(Reason::DimensionUndefined, format!("Dimension(s) '{name}' do not exist."))
             })?;
-        lookups.push(dimension_rows(&state.catalog, &dim)?);
+        lookups.push(dimension_rows(&ctx.catalog, &dim)?);
         dims.push(GroupDim { dim, shown: shown.clone() });
     }
     let total = batch.num_rows();
@@ -330,7 +333,7 @@ fn debug(ctx: &Ctx, p: &Prepared) -> Response {
         .enumerate()
         .map(|(i, f)| {
             let rgs: Vec<usize> = units.iter().filter(|u| u.file == i).map(|u| u.row_group).collect();
-            json!({"path": f.path.display().to_string(), "rowGroups": f.num_row_groups(), "rowGroupsToScan": rgs})
+            json!({"path": f.name, "rowGroups": f.num_row_groups(), "rowGroupsToScan": rgs})
         })
         .collect();
     let query = json!({

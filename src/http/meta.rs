@@ -3,11 +3,12 @@
 
 use super::pagination;
 use super::reply::{self, Ctx};
+use crate::access;
 use crate::app::AppState;
-use crate::catalog::{Catalog, Dimension, LogicalTable, Metric};
+use crate::catalog::{Dimension, LogicalTable, Metric};
 use crate::error::{Error, Reason, java_list};
 use crate::grammar::{datetime, filters, format};
-use crate::request::{clause_matches, dimension_rows};
+use crate::request::clause_matches;
 use crate::time::{self, Grain, Interval};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -22,15 +23,16 @@ fn table_summary(ctx: &Ctx, t: &LogicalTable, g: Grain) -> Value {
     })
 }
 
-fn cardinality(catalog: &Catalog, d: &Dimension) -> usize {
-    dimension_rows(catalog, d).map(|r| r.len()).unwrap_or(0)
+/// The number of values of `d` the caller may see.
+fn cardinality(state: &AppState, ctx: &Ctx, d: &Dimension) -> usize {
+    access::dimension_rows(&ctx.catalog, &state.config, &ctx.principal, d).map(|r| r.len()).unwrap_or(0)
 }
 
-fn dimension_summary(ctx: &Ctx, catalog: &Catalog, d: &Dimension) -> Value {
+fn dimension_summary(state: &AppState, ctx: &Ctx, d: &Dimension) -> Value {
     json!({
         "category": d.category, "name": d.name, "longName": d.long_name,
         "uri": format!("{}/dimensions/{}", ctx.base, d.name),
-        "cardinality": cardinality(catalog, d), "storageStrategy": d.storage_strategy(),
+        "cardinality": cardinality(state, ctx, d), "storageStrategy": d.storage_strategy(),
     })
 }
 
@@ -58,14 +60,11 @@ fn metric_summary(ctx: &Ctx, m: &Metric) -> Value {
     })
 }
 
-fn table_or_404<'a>(state: &'a AppState, ctx: &Ctx, name: &str) -> Result<&'a LogicalTable, Error> {
-    let t = state
-        .catalog
+fn table_or_404<'a>(ctx: &'a Ctx, name: &str) -> Result<&'a LogicalTable, Error> {
+    ctx.catalog
         .tables
         .get(name)
-        .ok_or_else(|| Error::new(Reason::TableNotFound, format!("Table with name '{name}' does not exist.")))?;
-    ctx.principal.require_table(name)?;
-    Ok(t)
+        .ok_or_else(|| Error::new(Reason::TableNotFound, format!("Table with name '{name}' does not exist.")))
 }
 
 fn grain_of(g: &str) -> Result<Grain, Error> {
@@ -130,20 +129,16 @@ fn metadata_csv(rows: &[Value]) -> Vec<u8> {
 }
 
 pub fn tables(state: &AppState, ctx: &Ctx) -> Res {
-    let cat = &state.catalog;
+    let cat = &ctx.catalog;
     if ctx.params.get("format").is_some_and(|f| f.eq_ignore_ascii_case("fullview")) {
-        return Ok(reply::json(200, &fullview(cat)));
+        return Ok(reply::json(200, &fullview(state, ctx)));
     }
-    let rows = cat
-        .tables
-        .values()
-        .filter(|t| ctx.principal.may_read_table(&t.name))
-        .flat_map(|t| t.grains.iter().map(|g| table_summary(ctx, t, *g)))
-        .collect();
+    let rows = cat.tables.values().flat_map(|t| t.grains.iter().map(|g| table_summary(ctx, t, *g))).collect();
     list(state, ctx, "rows", rows, "tables")
 }
 
-fn fullview(cat: &Catalog) -> Value {
+fn fullview(state: &AppState, ctx: &Ctx) -> Value {
+    let cat = &ctx.catalog;
     let tables: Vec<Value> = cat
         .tables
         .values()
@@ -158,7 +153,7 @@ fn fullview(cat: &Catalog) -> Value {
                         .filter_map(|d| cat.dimensions.get(d))
                         .map(|d| json!({
                             "category": d.category, "name": d.name, "longName": d.long_name,
-                            "cardinality": cardinality(cat, d), "fields": fields_json(d), "storageStrategy": d.storage_strategy(),
+                            "cardinality": cardinality(state, ctx, d), "fields": fields_json(d), "storageStrategy": d.storage_strategy(),
                         }))
                         .collect();
                     let metrics: Vec<Value> = t
@@ -180,14 +175,14 @@ fn fullview(cat: &Catalog) -> Value {
 }
 
 pub fn table(state: &AppState, ctx: &Ctx, name: &str) -> Res {
-    let t = table_or_404(state, ctx, name)?;
+    let t = table_or_404(ctx, name)?;
     let rows = t.grains.iter().map(|g| table_summary(ctx, t, *g)).collect();
     list(state, ctx, "rows", rows, &format!("tables-{name}"))
 }
 
 pub fn table_grain(state: &AppState, ctx: &Ctx, name: &str, grain: &str, dims: &[&str]) -> Res {
-    let cat = &state.catalog;
-    let t = table_or_404(state, ctx, name)?;
+    let cat = &ctx.catalog;
+    let t = table_or_404(ctx, name)?;
     let g = grain_of(grain)?;
     if !t.grains.contains(&g) {
         return Err(Error::new(
@@ -195,12 +190,12 @@ pub fn table_grain(state: &AppState, ctx: &Ctx, name: &str, grain: &str, dims: &
             format!("Invalid pair of granularity '{grain}' and table '{name}'."),
         ));
     }
-    let mut availability = t.availability();
+    let mut availability = access::table_availability(cat, &state.config, &ctx.principal, t, |_| true)?;
     if !dims.is_empty() || ctx.params.get("metrics").is_some() || ctx.params.get("dateTime").is_some() {
         availability = constrained_availability(state, ctx, t, g, dims)?;
     }
     let dim_list: Vec<Value> =
-        t.dimensions.iter().filter_map(|d| cat.dimensions.get(d)).map(|d| dimension_summary(ctx, cat, d)).collect();
+        t.dimensions.iter().filter_map(|d| cat.dimensions.get(d)).map(|d| dimension_summary(state, ctx, d)).collect();
     let metric_list: Vec<Value> = t.metrics_at(cat, g).iter().map(|m| metric_summary(ctx, m)).collect();
     let body = json!({
         "category": t.category, "name": t.name, "longName": t.long_name, "retention": t.retention,
@@ -219,7 +214,7 @@ fn constrained_availability(
     g: Grain,
     dims: &[&str],
 ) -> Result<Vec<Interval>, Error> {
-    let cat = &state.catalog;
+    let cat = &ctx.catalog;
     let names: Vec<String> = dims.iter().map(|d| d.split(';').next().unwrap_or("").to_string()).collect();
     let unknown: Vec<&String> = names.iter().filter(|d| !cat.dimensions.contains_key(*d)).collect();
     if !unknown.is_empty() {
@@ -254,33 +249,27 @@ fn constrained_availability(
         rrule_max: state.config.query.rrule_max_occurences,
     };
     let intervals = datetime::evaluate(&ast, &c)?;
-    let avail = time::merge(
-        t.physical
-            .iter()
-            .filter(|p| names.iter().all(|d| p.dimensions.contains(d)))
-            .flat_map(|p| p.availability.iter().copied())
-            .collect(),
-    );
+    let avail = access::table_availability(cat, &state.config, &ctx.principal, t, |p| {
+        names.iter().all(|d| p.dimensions.contains(d))
+    })?;
     Ok(time::intersect(&avail, &intervals))
 }
 
 pub fn dimensions(state: &AppState, ctx: &Ctx) -> Res {
-    let cat = &state.catalog;
-    let rows = cat.dimensions.values().map(|d| dimension_summary(ctx, cat, d)).collect();
+    let rows = ctx.catalog.dimensions.values().map(|d| dimension_summary(state, ctx, d)).collect();
     list(state, ctx, "rows", rows, "dimensions")
 }
 
-fn dimension_or_404<'a>(state: &'a AppState, name: &str) -> Result<&'a Arc<Dimension>, Error> {
-    state
-        .catalog
+fn dimension_or_404<'a>(ctx: &'a Ctx, name: &str) -> Result<&'a Arc<Dimension>, Error> {
+    ctx.catalog
         .dimensions
         .get(name)
         .ok_or_else(|| Error::new(Reason::DimensionNotFound, format!("Dimension(s) '{name}' do not exist.")))
 }
 
 pub fn dimension(state: &AppState, ctx: &Ctx, name: &str) -> Res {
-    let cat = &state.catalog;
-    let d = dimension_or_404(state, name)?;
+    let cat = &ctx.catalog;
+    let d = dimension_or_404(ctx, name)?;
     let tables: Vec<Value> = cat
         .tables_with_dimension(name)
         .iter()
@@ -289,7 +278,7 @@ pub fn dimension(state: &AppState, ctx: &Ctx, name: &str) -> Res {
     let body = json!({
         "category": d.category, "name": d.name, "longName": d.long_name, "description": d.description,
         "fields": fields_json(d), "values": format!("{}/dimensions/{}/values", ctx.base, d.name),
-        "cardinality": cardinality(cat, d), "storageStrategy": d.storage_strategy(), "tables": tables,
+        "cardinality": cardinality(state, ctx, d), "storageStrategy": d.storage_strategy(), "tables": tables,
     });
     Ok(reply::json(200, &body))
 }
@@ -299,9 +288,10 @@ fn value_field_name(f: &str) -> String {
     if f.contains("desc") && !f.contains("description") { f.replace("desc", "description") } else { f.to_string() }
 }
 
-pub async fn dimension_values(state: &Arc<AppState>, ctx: &Ctx, name: &str) -> Res {
-    let d = dimension_or_404(state, name)?.clone();
-    let mut clauses = filters::parse(ctx.params.get("filters").unwrap_or(""))?;
+/// The values of a dimension the caller may see, filtered by its own fields.
+pub fn dimension_values(state: &AppState, ctx: &Ctx, name: &str) -> Res {
+    let d = dimension_or_404(ctx, name)?;
+    let clauses = filters::parse(ctx.params.get("filters").unwrap_or(""))?;
     for c in &clauses {
         if c.dimension != d.name {
             return Err(Error::new(
@@ -319,16 +309,8 @@ pub async fn dimension_values(state: &Arc<AppState>, ctx: &Ctx, name: &str) -> R
             ));
         }
     }
-    // Row-level security: the caller's filters on this dimension always apply.
-    clauses.extend(
-        ctx.principal.filters.iter().filter(|c| c.dimension == d.name && d.field_index(&c.field).is_some()).cloned(),
-    );
-    let st = state.clone();
-    let dim = d.clone();
-    let rows = tokio::task::spawn_blocking(move || dimension_rows(&st.catalog, &dim))
-        .await
-        .map_err(|e| Error::internal(e.to_string()))?
-        .map_err(|e| Error::new(Reason::DataFileUnreadable, e.to_string()))?;
+    // Row-level security: only the values occurring in the caller's rows.
+    let rows = access::dimension_rows(&ctx.catalog, &state.config, &ctx.principal, d)?;
     let out: Vec<Value> = rows
         .rows()
         .iter()
@@ -345,12 +327,12 @@ pub async fn dimension_values(state: &Arc<AppState>, ctx: &Ctx, name: &str) -> R
 }
 
 pub fn metrics(state: &AppState, ctx: &Ctx) -> Res {
-    let rows = state.catalog.metrics.values().map(|m| metric_summary(ctx, m)).collect();
+    let rows = ctx.catalog.metrics.values().map(|m| metric_summary(ctx, m)).collect();
     list(state, ctx, "rows", rows, "metrics")
 }
 
-pub fn metric(state: &AppState, ctx: &Ctx, name: &str) -> Res {
-    let cat = &state.catalog;
+pub fn metric(_state: &AppState, ctx: &Ctx, name: &str) -> Res {
+    let cat = &ctx.catalog;
     let m = cat
         .metrics
         .get(name)
@@ -374,7 +356,7 @@ pub fn metric(state: &AppState, ctx: &Ctx, name: &str) -> Res {
 }
 
 pub fn slices(state: &AppState, ctx: &Ctx) -> Res {
-    let rows = state
+    let rows = ctx
         .catalog
         .tables
         .values()
@@ -385,11 +367,12 @@ pub fn slices(state: &AppState, ctx: &Ctx) -> Res {
 }
 
 pub fn slice(state: &AppState, ctx: &Ctx, name: &str) -> Res {
-    let (t, p) = state
+    let (t, p) = ctx
         .catalog
         .slice(name)
         .ok_or_else(|| Error::new(Reason::SliceUndefined, format!("Slice with name '{name}' does not exist.")))?;
-    let intervals: Vec<String> = p.availability.iter().map(|i| i.iso_utc()).collect();
+    let availability = access::availability(&ctx.catalog, &state.config, &ctx.principal, t, p)?;
+    let intervals: Vec<String> = availability.iter().map(|i| i.iso_utc()).collect();
     let dims: Vec<Value> = p
         .dimensions
         .iter()
@@ -398,23 +381,34 @@ pub fn slice(state: &AppState, ctx: &Ctx, name: &str) -> Res {
     let metric_names: Vec<&String> =
         if p.metrics.is_empty() { t.metrics.iter().collect() } else { p.metrics.iter().collect() };
     let metrics: Vec<Value> = metric_names.iter().map(|m| json!({"name": m, "intervals": intervals})).collect();
-    let body = json!({
+    let mut body = json!({
         "name": p.name, "timeGrain": p.grain.name(), "timeZone": p.timezone.name(),
         "dimensions": dims, "metrics": metrics, "segmentInfo": {},
         "table": t.name,
         "kind": if p.kind == crate::catalog::physical::PhysicalKind::Raw { "raw" } else { "rollup" },
-        "files": p.files.iter().map(|f| json!({
-            "path": f.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
-            "rows": f.num_rows(), "rowGroups": f.num_row_groups(), "bytes": f.size_bytes,
-        })).collect::<Vec<_>>(),
     });
+    // Files, row counts and sizes describe every tenant's rows: not for a row-level role.
+    if ctx.principal.filters.is_empty() {
+        body["files"] = p
+            .files
+            .iter()
+            .map(|f| json!({"path": f.name, "rows": f.num_rows(), "rowGroups": f.num_row_groups(), "bytes": f.size_bytes}))
+            .collect();
+    }
     Ok(reply::json(200, &body))
 }
 
-/// Health: every table `ok`, or `degraded` with the last data-file error; the service stays
-/// up (200) so the other tables keep serving.
-pub fn status(state: &AppState, _ctx: &Ctx) -> Response {
+/// Health. Anyone gets the overall state (`ok`, or `degraded` when a table's files fail to
+/// read or the job store is unavailable); an operator (see
+/// [`crate::auth::Auth::is_operator`]) also gets the detail: per table, the job store, the
+/// last errors. The service answers 200 either way so the other tables keep serving.
+pub fn status(state: &AppState, operator: bool) -> Response {
     let degraded = state.degraded.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let jobs = state.jobs.health();
+    let overall = if degraded.is_empty() && jobs.is_ok() { "ok" } else { "degraded" };
+    if !operator {
+        return reply::json(200, &json!({ "status": overall, "healthy": true }));
+    }
     let tables: Map<String, Value> = state
         .catalog
         .tables
@@ -433,9 +427,8 @@ pub fn status(state: &AppState, _ctx: &Ctx) -> Response {
             (t.name.clone(), v)
         })
         .collect();
-    let jobs = state.jobs.health();
     let mut body = json!({
-        "status": if degraded.is_empty() && jobs.is_ok() { "ok" } else { "degraded" },
+        "status": overall,
         "healthy": true,
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": state.started.elapsed().as_secs(),

@@ -3,6 +3,7 @@
 //! headers here, and every error is rendered by the one mapping in [`crate::error`].
 
 pub mod body;
+pub mod cors;
 pub mod data;
 pub mod jobs;
 pub mod meta;
@@ -10,6 +11,7 @@ pub mod pagination;
 pub mod params;
 pub mod reply;
 pub mod server;
+pub mod share;
 
 use crate::app::AppState;
 use crate::auth::Scope;
@@ -57,7 +59,7 @@ async fn handle(
             Ok(r) => (r, None),
             Err(e) => (reply::error(&e, &ctx, None), Some(e.reason.code())),
         };
-        let resp = reply::finish(resp, &ctx);
+        let resp = reply::finish(resp, &ctx, &state.config.server.cors_allowed_origins, method == Method::OPTIONS);
         let secs = started.elapsed().as_secs_f64();
         let endpoint = crate::metrics::endpoint(&ctx.path, &state.config.server.api_root);
         state.metrics.record(endpoint, resp.status().as_u16(), secs, reason);
@@ -70,7 +72,9 @@ async fn handle(
 
 async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Result<warp::reply::Response, Error> {
     if method == Method::OPTIONS {
-        return Ok(reply::empty(200));
+        let mut r = reply::empty(204);
+        reply::set_header(&mut r, "allow", cors::METHODS);
+        return Ok(r);
     }
     if method != Method::GET && method != Method::HEAD {
         return Err(Error::new(
@@ -90,41 +94,84 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
     }
     let root = state.config.server.api_root.trim_end_matches('/');
     let segs = ctx.segments();
+    let operator = state.auth.is_operator(ctx.header("authorization"));
     if ctx.path == "/status" || ctx.path == "/status/" {
-        return Ok(meta::status(state, ctx));
+        return Ok(meta::status(state, operator));
     }
     if ctx.path == "/metrics" {
+        if !operator && (state.auth.enabled() || !state.config.auth.status_token_sha256.is_empty()) {
+            return Err(Error::new(
+                Reason::Unauthorized,
+                "/metrics needs the status token (auth.status_token_sha256) or an admin's token: send 'Authorization: Bearer <token>'.",
+            ));
+        }
         let text = state.metrics.render(state);
         return Ok(reply::body(200, text.into_bytes(), "text/plain; version=0.0.4; charset=utf-8"));
     }
-    ctx.principal = state.auth.identify(ctx.header("authorization"))?;
-    tracing::Span::current().record("user", ctx.principal.user.as_str());
-    let ctx: &Ctx = ctx;
-    let rest: Vec<&str> = match ctx.path.strip_prefix(root) {
+    let rest: Vec<String> = match ctx.path.strip_prefix(root) {
         Some(r) if r.is_empty() || r.starts_with('/') => {
             let skip = root.split('/').filter(|s| !s.is_empty()).count();
-            segs.iter().skip(skip).map(|s| s.as_str()).collect()
+            segs.into_iter().skip(skip).collect()
         }
         _ => return Err(not_found(ctx)),
     };
+    ctx.principal = identify(state, ctx, &rest)?;
+    ctx.catalog = crate::access::catalog_for(&state.catalog, &ctx.principal);
+    tracing::Span::current().record("user", ctx.principal.user.as_str());
+    let ctx: &Ctx = ctx;
+    let rest: Vec<&str> = rest.iter().map(|s| s.as_str()).collect();
     let scope = match rest.first() {
-        Some(&"data") => Scope::Data,
+        Some(&"data") | Some(&"share") => Scope::Data,
         Some(&"jobs") => Scope::Jobs,
         _ => Scope::Meta,
     };
     ctx.principal.require(scope)?;
     match rest.as_slice() {
         ["data", segs @ ..] => data::data(state, ctx, segs).await,
+        ["share"] => share::share(state, ctx),
         ["jobs"] => jobs::list(state, ctx),
         ["jobs", t] => jobs::job(state, ctx, t),
         ["jobs", t, "results"] => jobs::results(state, ctx, t).await,
         ["openapi.json"] => Ok(reply::json(200, &openapi(state))),
+        _ => {
+            // Metadata: CPU work (and, under row-level filters, a scan the first time) on the
+            // blocking pool, not on the threads serving connections.
+            let (st, c) = (state.clone(), ctx.clone());
+            let owned: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            crate::workers::run(move || {
+                let segs: Vec<&str> = owned.iter().map(|s| s.as_str()).collect();
+                metadata(&st, &c, &segs)
+            })
+            .await
+            .unwrap_or_else(|| Err(Error::internal("the metadata task stopped")))
+        }
+    }
+}
+
+/// The caller: a share link's signer when the request carries a share signature and no
+/// token, else the bearer token's principal.
+fn identify(state: &AppState, ctx: &Ctx, rest: &[String]) -> Result<crate::auth::Principal, Error> {
+    let signature = ctx.params.get(crate::share::SIGNATURE);
+    if !state.auth.enabled() || ctx.header("authorization").is_some() || signature.is_none() {
+        return state.auth.identify(ctx.header("authorization"));
+    }
+    let claim = crate::auth::ShareClaim {
+        user: ctx.params.get(crate::share::USER).unwrap_or(""),
+        expires: ctx.params.get(crate::share::EXPIRES).unwrap_or(""),
+        signature: signature.unwrap_or(""),
+        canonical: &share::canonical(ctx, &rest.join("/")),
+    };
+    state.auth.identify_share(&state.share, &claim, state.clock.now_ms().div_euclid(1000))
+}
+
+fn metadata(state: &AppState, ctx: &Ctx, rest: &[&str]) -> Result<warp::reply::Response, Error> {
+    match rest {
         ["tables"] => meta::tables(state, ctx),
         ["tables", t] => meta::table(state, ctx, t),
         ["tables", t, g, dims @ ..] => meta::table_grain(state, ctx, t, g, dims),
         ["dimensions"] => meta::dimensions(state, ctx),
         ["dimensions", d] => meta::dimension(state, ctx, d),
-        ["dimensions", d, "values"] => meta::dimension_values(state, ctx, d).await,
+        ["dimensions", d, "values"] => meta::dimension_values(state, ctx, d),
         ["dimensions", d, "search"] => Err(Error::new(
             Reason::MethodNotAllowed,
             format!(
@@ -157,6 +204,7 @@ pub const ROUTES: &[&str] = &[
     "/jobs",
     "/jobs/{ticket}",
     "/jobs/{ticket}/results",
+    "/share",
     "/openapi.json",
 ];
 

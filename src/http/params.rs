@@ -42,6 +42,31 @@ impl Params {
         Params { values, raw: raw.to_string() }
     }
 
+    /// The query in canonical form: `path`, then every parameter but those in `skip`, as the
+    /// server reads them (names in canonical spelling, first value of a repeated one,
+    /// percent-decoded), sorted. Two URLs with one canonical form ask the same question.
+    pub fn canonical(&self, path: &str, skip: &[&str]) -> String {
+        let mut pairs: Vec<(&String, &String)> =
+            self.values.iter().filter(|(k, _)| !skip.iter().any(|s| s.eq_ignore_ascii_case(k))).collect();
+        pairs.sort();
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            out.append_pair(k, v);
+        }
+        format!("{path}?{}", out.finish())
+    }
+
+    /// The raw query without the parameters in `skip` (original order and spelling).
+    pub fn raw_without(&self, skip: &[&str]) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form_urlencoded::parse(self.raw.as_bytes()) {
+            if !skip.iter().any(|s| s.eq_ignore_ascii_case(&k)) {
+                out.append_pair(&k, &v);
+            }
+        }
+        out.finish()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(|s| s.as_str())
     }

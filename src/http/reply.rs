@@ -9,6 +9,7 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 
 /// What handlers know about the request.
+#[derive(Clone)]
 pub struct Ctx {
     pub request_id: String,
     /// The decoded path as received.
@@ -21,6 +22,9 @@ pub struct Ctx {
     pub base: String,
     /// The caller (anonymous until authenticated).
     pub principal: crate::auth::Principal,
+    /// The catalog as the caller may see it (empty until authenticated; see
+    /// [`crate::access::catalog_for`]).
+    pub catalog: std::sync::Arc<crate::catalog::Catalog>,
     /// The client's address: the peer's, or the one a trusted proxy forwarded.
     pub client: std::net::IpAddr,
 }
@@ -53,6 +57,7 @@ impl Ctx {
             origin,
             base,
             principal: crate::auth::Principal::anonymous(),
+            catalog: Default::default(),
             client,
         }
     }
@@ -128,20 +133,14 @@ pub fn error(e: &Error, ctx: &Ctx, druid_query: Option<Value>) -> Response {
         set_header(&mut r, "retry-after", "1");
     }
     if e.status() == 405 {
-        set_header(&mut r, "allow", "GET, HEAD, OPTIONS");
+        set_header(&mut r, "allow", super::cors::METHODS);
     }
     r
 }
 
-/// Adds the headers every response carries.
-pub fn finish(mut r: Response, ctx: &Ctx) -> Response {
+/// Adds the headers every response carries: the request id and the CORS grant.
+pub fn finish(mut r: Response, ctx: &Ctx, allowed_origins: &[String], preflight: bool) -> Response {
     set_header(&mut r, "x-request-id", &ctx.request_id);
-    let origin = ctx.header("origin").unwrap_or("*").to_string();
-    set_header(&mut r, "access-control-allow-origin", &origin);
-    let req_headers = ctx.header("access-control-request-headers").unwrap_or("").to_string();
-    set_header(&mut r, "access-control-allow-headers", &req_headers);
-    set_header(&mut r, "access-control-allow-methods", "GET, POST, DELETE, OPTIONS, PUT, PATCH");
-    set_header(&mut r, "access-control-allow-credentials", "true");
-    set_header(&mut r, "access-control-expose-headers", "X-Request-ID, Link, Content-Disposition, Server-Timing");
+    super::cors::apply(&mut r, allowed_origins, ctx.header("origin"), preflight);
     r
 }

@@ -143,11 +143,11 @@ const MIN_FREE_BYTES: u64 = 1 << 20;
 /// job could ever succeed to clear it otherwise).
 const WRITE_ERROR_HOLD_MS: i64 = 60_000;
 
+/// The job store failed: the detail (which may name server paths) goes to the log and to an
+/// operator's `/status`, the caller gets what to do.
 fn unavailable(e: impl std::fmt::Display) -> Error {
-    Error::new(
-        Reason::JobStoreUnavailable,
-        format!("The job store is unavailable ({e}); try again later or use asyncAfter=never."),
-    )
+    tracing::warn!("job store unavailable: {e}");
+    Error::new(Reason::JobStoreUnavailable, "The job store is unavailable; try again later or use asyncAfter=never.")
 }
 
 impl Jobs {
@@ -294,7 +294,10 @@ impl Jobs {
             Err(e) => {
                 tracing::error!(ticket, "cannot store job results: {e}");
                 *self.write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some((e.clone(), self.clock.now_ms()));
-                let err = Error::new(Reason::JobStoreUnavailable, format!("The results could not be stored: {e}"));
+                let err = Error::new(
+                    Reason::JobStoreUnavailable,
+                    "The results could not be stored (the server log says why); run the query again later or with asyncAfter=never.",
+                );
                 let body = serde_json::to_string_pretty(&err.body("", None)).unwrap_or_default();
                 self.finish(ticket, JobStatus::Failure, Some((err.status(), body)))
             }

@@ -4,7 +4,7 @@
 use crate::catalog::lookup::LookupTable;
 use crate::catalog::physical::PhysicalTable;
 use crate::catalog::{Catalog, Dimension};
-use crate::engine::plan::{CancelToken, GroupBy, Limits, QueryPlan, Shape};
+use crate::engine::plan::{CancelToken, GroupBy, Limits, Predicate, QueryPlan, Shape};
 use crate::engine::{self, EngineError};
 use crate::grammar::filters::FilterOp;
 use crate::time::{Grain, Interval};
@@ -12,39 +12,42 @@ use arrow::array::{Array, AsArray};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-/// The rows of a dimension (fields in dimension order, sorted by key).
+/// The rows of a dimension (fields in dimension order, sorted by key): its lookup, or the
+/// distinct keys of the facts of this catalog's tables, computed once per catalog.
 pub fn dimension_rows(catalog: &Catalog, dim: &Dimension) -> Result<Arc<LookupTable>, EngineError> {
     if let Some(l) = &dim.lookup {
         return Ok(l.clone());
     }
-    if let Some(v) = dim.fact_values.get() {
-        return Ok(v.clone());
-    }
-    let mut keys = BTreeSet::new();
-    for t in catalog.tables_with_dimension(&dim.name) {
-        if let Some(p) = t.physical.iter().find(|p| p.dimensions.contains(&dim.name)) {
-            keys.extend(distinct_values(p, p.column_for(&dim.name))?);
+    catalog.values.get_or_try(&format!("facts\n{}", dim.name), || {
+        let mut keys = BTreeSet::new();
+        for t in catalog.tables_with_dimension(&dim.name) {
+            if let Some(p) = t.physical.iter().find(|p| p.dimensions.contains(&dim.name)) {
+                keys.extend(distinct_values(p, p.column_for(&dim.name), vec![])?);
+            }
         }
-    }
+        Ok(Arc::new(rows_of_keys(dim, keys)))
+    })
+}
+
+/// Rows for keys that have no lookup: the key is also its own description.
+pub fn rows_of_keys(dim: &Dimension, keys: BTreeSet<String>) -> LookupTable {
     let width = dim.fields.len();
     let rows = keys
         .into_iter()
         .map(|k| {
             let mut r = vec![String::new(); width];
             r[0] = k.clone();
-            // With no lookup the key is its own description.
             if let Some(i) = dim.field_index("desc") {
                 r[i] = k;
             }
             r
         })
         .collect();
-    let table = Arc::new(LookupTable::from_rows(rows));
-    let _ = dim.fact_values.set(table.clone());
-    Ok(dim.fact_values.get().cloned().unwrap_or(table))
+    LookupTable::from_rows(rows)
 }
 
-fn distinct_values(p: &PhysicalTable, column: &str) -> Result<Vec<String>, EngineError> {
+/// The distinct values of `column` in the rows of `p` that pass `filters`.
+pub fn distinct_values(p: &PhysicalTable, column: &str, filters: Vec<Predicate>) -> Result<Vec<String>, EngineError> {
     let plan = QueryPlan {
         files: p.files.clone(),
         time_column: p.time_column.clone(),
@@ -52,7 +55,7 @@ fn distinct_values(p: &PhysicalTable, column: &str) -> Result<Vec<String>, Engin
         grain: Grain::All,
         tz: chrono_tz::UTC,
         group_by: vec![GroupBy { name: column.to_string(), column: column.to_string() }],
-        filters: vec![],
+        filters,
         aggregations: vec![],
         outputs: vec![],
         shape: Shape::default(),
@@ -61,6 +64,30 @@ fn distinct_values(p: &PhysicalTable, column: &str) -> Result<Vec<String>, Engin
     let r = engine::execute(&plan, &CancelToken::default())?;
     let col = r.batch.column(1).as_string::<i32>();
     Ok((0..col.len()).map(|i| col.value(i).to_string()).collect())
+}
+
+/// The UTC days on which `p` has rows passing `filters`, merged into intervals.
+pub fn days_with_rows(p: &PhysicalTable, filters: Vec<Predicate>) -> Result<Vec<Interval>, EngineError> {
+    if p.availability.is_empty() {
+        return Ok(vec![]);
+    }
+    let plan = QueryPlan {
+        files: p.files.clone(),
+        time_column: p.time_column.clone(),
+        intervals: p.availability.clone(),
+        grain: Grain::Day,
+        tz: chrono_tz::UTC,
+        group_by: vec![],
+        filters,
+        aggregations: vec![],
+        outputs: vec![],
+        shape: Shape::default(),
+        limits: Limits::default(),
+    };
+    let r = engine::execute(&plan, &CancelToken::default())?;
+    let days = r.batch.column(0).as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+    let day = 86_400_000;
+    Ok(crate::time::merge(days.values().iter().map(|d| Interval::new(*d, d + day)).collect()))
 }
 
 /// Whether a cell matches a filter clause's operation and values. Bound operations compare

@@ -29,6 +29,19 @@ pub fn embedded_config() -> PathBuf {
 /// "Now" for tests: 2013-06-05 13:45:10 UTC (a Wednesday inside the flights data).
 pub const NOW_MS: i64 = 1_370_439_910_000;
 
+/// The status token every test server accepts (unless its config sets another).
+pub const STATUS_TOKEN: &str = "test-status-token";
+
+/// A GET with the status token (the detailed `/status`, `/metrics`).
+pub async fn get_as_operator(server: &Server, path: &str) -> Resp {
+    get_with(server, path, &[("authorization", &format!("Bearer {STATUS_TOKEN}"))]).await
+}
+
+/// The detailed `/status`, as an operator sees it.
+pub async fn status(server: &Server) -> serde_json::Value {
+    get_as_operator(server, "/status").await.json()
+}
+
 /// Starts a server over `config_dir` with a fixed clock and a private job directory.
 pub async fn start(config_dir: &Path) -> Server {
     let jobs = tempfile::tempdir().expect("tempdir");
@@ -39,7 +52,10 @@ pub async fn start(config_dir: &Path) -> Server {
 
 /// Starts a server over `config_dir` whose jobs live in `jobs_dir` (restart tests).
 pub async fn start_with_jobs(config_dir: &Path, jobs_dir: &Path) -> Server {
-    let config = quiver::config::GatewayConfig::load(config_dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut config = quiver::config::GatewayConfig::load(config_dir).unwrap_or_else(|e| panic!("{e}"));
+    if config.auth.status_token_sha256.is_empty() {
+        config.auth.status_token_sha256 = quiver::auth::hash_token(STATUS_TOKEN);
+    }
     let catalog = quiver::catalog::load(&config.tables_dir(config_dir), &config.data_root(config_dir))
         .unwrap_or_else(|p| panic!("config problems: {p:#?}"));
     let state = AppState::with_parts(config, config_dir.to_path_buf(), catalog, Arc::new(FixedClock(NOW_MS)), jobs_dir);

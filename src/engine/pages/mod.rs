@@ -184,14 +184,14 @@ pub fn read_unit(
     let md = f.metadata.metadata();
     let rg_meta = md.row_group(rg);
     let total = rg_meta.num_rows().max(0) as usize;
-    let file = Arc::new(File::open(&f.path).map_err(|e| EngineError::file(&f.path, e))?);
+    let file = Arc::new(File::open(&f.path).map_err(|e| EngineError::file(f, e))?);
     let offsets = md.offset_index().and_then(|o| o.get(rg));
     let mut cursors = Vec::with_capacity(specs.len());
     for s in specs {
         let chunk = rg_meta.column(s.leaf);
         let locations = offsets.and_then(|o| o.get(s.leaf)).map(|o| o.page_locations().clone());
-        let pages = SerializedPageReader::new(file.clone(), chunk, total, locations)
-            .map_err(|e| EngineError::file(&f.path, e))?;
+        let pages =
+            SerializedPageReader::new(file.clone(), chunk, total, locations).map_err(|e| EngineError::file(f, e))?;
         let has_def = md.file_metadata().schema_descr().column(s.leaf).max_def_level() > 0;
         cursors.push(Cursor::new(pages, s, has_def));
     }
@@ -211,7 +211,7 @@ pub fn read_unit(
     let mut state = UnitState::new(plan, specs);
     for (start, len) in ranges {
         for c in cursors.iter_mut() {
-            c.skip_to(start).map_err(|e| EngineError::file(&f.path, e))?;
+            c.skip_to(start).map_err(|e| EngineError::file(f, e))?;
         }
         let mut done = 0;
         while done < len {
@@ -220,7 +220,7 @@ pub fn read_unit(
             }
             let n = BATCH.min(len - done);
             state.batch(plan, specs, &mut cursors, n, constant, part, ctx).map_err(|e| match e {
-                Failure::Data(m) => EngineError::file(&f.path, m),
+                Failure::Data(m) => EngineError::file(f, m),
                 Failure::Engine(e) => e,
             })?;
             rows_read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
