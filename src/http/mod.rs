@@ -132,7 +132,7 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
         ["jobs"] => jobs::list(state, ctx),
         ["jobs", t] => jobs::job(state, ctx, t),
         ["jobs", t, "results"] => jobs::results(state, ctx, t).await,
-        ["openapi.json"] => Ok(reply::json(200, &openapi(state))),
+        ["openapi.json"] => Ok(reply::json(200, &openapi(state, &ctx.catalog))),
         _ => {
             // Metadata: CPU work (and, under row-level filters, a scan the first time) on the
             // blocking pool, not on the threads serving connections.
@@ -208,10 +208,27 @@ pub const ROUTES: &[&str] = &[
     "/openapi.json",
 ];
 
-/// The OpenAPI 3 document.
-pub fn openapi(state: &AppState) -> serde_json::Value {
+/// The OpenAPI 3 document, its examples drawn from the caller's own catalog (the first table
+/// it may see), so that the document names nothing the caller may not see.
+pub fn openapi(state: &AppState, catalog: &crate::catalog::Catalog) -> serde_json::Value {
     let mut doc: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap_or_default();
     doc["servers"] = serde_json::json!([{ "url": state.config.server.api_root }]);
+    if let Some(t) = catalog.tables.values().next() {
+        let first = |v: &[String]| v.first().cloned().unwrap_or_default();
+        let metric = first(&t.metrics);
+        let examples = [
+            ("table", t.name.clone()),
+            ("dimension", first(&t.dimensions)),
+            ("metric", metric.clone()),
+            ("slice", t.physical.first().map(|p| p.name.clone()).unwrap_or_default()),
+            ("metrics", t.metrics.iter().take(2).cloned().collect::<Vec<_>>().join(",")),
+            ("having", format!("{metric}-gt[10]")),
+            ("sort", format!("{metric}|desc")),
+        ];
+        for (param, example) in examples.into_iter().filter(|(_, e)| !e.is_empty()) {
+            doc["components"]["parameters"][param]["example"] = serde_json::json!(example);
+        }
+    }
     doc
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 /// Every parameter the API knows, in canonical spelling.
-pub const KNOWN: [&str; 16] = [
+pub const KNOWN: [&str; 19] = [
     "metrics",
     "dateTime",
     "filters",
@@ -21,6 +21,9 @@ pub const KNOWN: [&str; 16] = [
     "_cache",
     "query",
     "show",
+    crate::share::USER,
+    crate::share::EXPIRES,
+    crate::share::SIGNATURE,
 ];
 
 /// Parsed query parameters.

@@ -1,6 +1,8 @@
 //! Test harness: the real server on 127.0.0.1:0 over real Parquet, and a plain HTTP client.
 #![allow(dead_code)]
 
+pub mod tenants;
+
 use quiver::app::{AppState, FixedClock};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
