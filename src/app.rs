@@ -8,50 +8,7 @@ use crate::limits::Admission;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The source of "now" (UTC ms), injected so time-dependent behaviour is testable.
-pub trait Clock: Send + Sync {
-    fn now_ms(&self) -> i64;
-}
-
-/// The real clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
-    }
-}
-
-/// A clock fixed at an instant (tests, reproducible demos).
-pub struct FixedClock(pub i64);
-
-impl Clock for FixedClock {
-    fn now_ms(&self) -> i64 {
-        self.0
-    }
-}
-
-/// A clock that moves only when told (tests of expiry and orphaned jobs).
-#[derive(Default)]
-pub struct ManualClock(std::sync::atomic::AtomicI64);
-
-impl ManualClock {
-    /// A clock reading `ms`.
-    pub fn at(ms: i64) -> ManualClock {
-        ManualClock(std::sync::atomic::AtomicI64::new(ms))
-    }
-
-    /// Moves the clock forward by `ms`.
-    pub fn advance(&self, ms: i64) {
-        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
+pub use crate::clock::{Clock, FixedClock, ManualClock, SystemClock};
 
 /// Everything a request handler needs.
 pub struct AppState {
@@ -63,7 +20,7 @@ pub struct AppState {
     pub jobs: Arc<Jobs>,
     pub admission: Admission,
     pub auth: Auth,
-    pub counters: Counters,
+    pub counters: crate::metrics::Counters,
     pub metrics: crate::metrics::Metrics,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
     pub trusted_proxies: Vec<crate::net::Net>,
@@ -71,17 +28,6 @@ pub struct AppState {
     pub share: crate::share::Signer,
     /// Physical tables whose data files failed to read, with the last error (`/status`).
     pub degraded: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
-}
-
-/// Operational counters (exported by `/metrics`).
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub queries: std::sync::atomic::AtomicU64,
-    pub queries_canceled: std::sync::atomic::AtomicU64,
-    pub rows_scanned: std::sync::atomic::AtomicU64,
-    pub bytes_scanned: std::sync::atomic::AtomicU64,
-    pub row_groups_scanned: std::sync::atomic::AtomicU64,
-    pub row_groups_pruned: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -121,7 +67,7 @@ impl AppState {
             jobs,
             admission,
             auth,
-            counters: Counters::default(),
+            counters: Default::default(),
             metrics: Default::default(),
             degraded: Default::default(),
         }

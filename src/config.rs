@@ -345,7 +345,7 @@ impl GatewayConfig {
         crate::net::parse_all(&self.server.trusted_proxies)
             .map_err(|e| format!("key `server.trusted_proxies`: {e}"))?;
         for o in &self.server.cors_allowed_origins {
-            if !crate::http::cors::valid_origin(o) {
+            if !crate::net::valid_origin(o) {
                 return Err(format!(
                     "key `server.cors_allowed_origins`: '{o}' is not an origin like 'https://host[:port]' (no path) or '*'"
                 ));

@@ -11,6 +11,7 @@ pub mod access;
 pub mod app;
 pub mod auth;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;

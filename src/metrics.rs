@@ -2,7 +2,6 @@
 //! histograms, in-flight queries, 429s, jobs by status, rows/bytes scanned, row groups
 //! pruned and query errors by reason.
 
-use crate::app::AppState;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -66,7 +65,7 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn render(&self, state: &AppState) -> String {
+    pub fn render(&self, admission: &crate::limits::Admission, c: &Counters, jobs: &crate::jobs::Jobs) -> String {
         let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         out.push_str("# HELP quiver_requests_total HTTP requests by endpoint and status.\n# TYPE quiver_requests_total counter\n");
@@ -98,7 +97,7 @@ impl Metrics {
             let _ = writeln!(out, "quiver_query_errors_total{{reason=\"{r}\"}} {n}");
         }
         drop(m);
-        let (global, by_user) = state.admission.snapshot();
+        let (global, by_user) = admission.snapshot();
         let _ = writeln!(
             out,
             "# HELP quiver_in_flight_queries Data queries running now, by user class.\n# TYPE quiver_in_flight_queries gauge"
@@ -112,7 +111,6 @@ impl Metrics {
             out,
             "# HELP quiver_in_flight_queries_max_per_user The busiest user's running queries.\n# TYPE quiver_in_flight_queries_max_per_user gauge\nquiver_in_flight_queries_max_per_user {max_user}"
         );
-        let c = &state.counters;
         for (name, help, v) in [
             ("quiver_queries_total", "Queries executed.", c.queries.load(Relaxed)),
             (
@@ -130,7 +128,7 @@ impl Metrics {
         out.push_str("# HELP quiver_jobs Jobs in the store by status.\n# TYPE quiver_jobs gauge\n");
         let mut by_status: BTreeMap<&str, usize> =
             ["pending", "success", "failure", "canceled"].iter().map(|s| (*s, 0)).collect();
-        for j in state.jobs.list().unwrap_or_default() {
+        for j in jobs.list().unwrap_or_default() {
             *by_status.entry(j.status.name()).or_default() += 1;
         }
         for (s, n) in by_status {
@@ -138,4 +136,15 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Operational counters (exported by `/metrics`).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub queries: std::sync::atomic::AtomicU64,
+    pub queries_canceled: std::sync::atomic::AtomicU64,
+    pub rows_scanned: std::sync::atomic::AtomicU64,
+    pub bytes_scanned: std::sync::atomic::AtomicU64,
+    pub row_groups_scanned: std::sync::atomic::AtomicU64,
+    pub row_groups_pruned: std::sync::atomic::AtomicU64,
 }

@@ -85,6 +85,17 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Net]) -> 
     client
 }
 
+/// Whether `o` is `*` or a bare origin: `scheme://host[:port]`, no path, query or user.
+pub fn valid_origin(o: &str) -> bool {
+    if o == "*" {
+        return true;
+    }
+    let Some((scheme, rest)) = o.split_once("://") else { return false };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && rest.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +127,11 @@ mod tests {
         assert_eq!(client_ip(ip("127.0.0.1"), Some("junk"), &trusted), ip("127.0.0.1"));
         assert_eq!(client_ip(ip("127.0.0.1"), None, &trusted), ip("127.0.0.1"));
         assert_eq!(client_ip(ip("::ffff:127.0.0.1"), None, &[]), ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn origins_are_validated() {
+        assert!(valid_origin("https://a.example:8443") && valid_origin("*") && valid_origin("http://[::1]:80"));
+        assert!(!valid_origin("https://a.example/path") && !valid_origin("a.example") && !valid_origin("ftp://x"));
     }
 }

@@ -3,7 +3,7 @@
 
 mod store;
 
-use crate::app::Clock;
+use crate::clock::Clock;
 use crate::config::JobsConfig;
 use crate::engine::plan::CancelToken;
 use crate::error::{Error, Reason};

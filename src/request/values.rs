@@ -48,20 +48,9 @@ pub fn rows_of_keys(dim: &Dimension, keys: BTreeSet<String>) -> LookupTable {
 
 /// The distinct values of `column` in the rows of `p` that pass `filters`.
 pub fn distinct_values(p: &PhysicalTable, column: &str, filters: Vec<Predicate>) -> Result<Vec<String>, EngineError> {
-    let plan = QueryPlan {
-        files: p.files.clone(),
-        time_column: p.time_column.clone(),
-        intervals: vec![Interval::new(i64::MIN / 4, i64::MAX / 4)],
-        grain: Grain::All,
-        tz: chrono_tz::UTC,
-        group_by: vec![GroupBy { name: column.to_string(), column: column.to_string() }],
-        filters,
-        aggregations: vec![],
-        outputs: vec![],
-        shape: Shape::default(),
-        limits: Limits::default(),
-    };
-    let r = engine::execute(&plan, &CancelToken::default())?;
+    let all = vec![Interval::new(i64::MIN / 4, i64::MAX / 4)];
+    let group = vec![GroupBy { name: column.to_string(), column: column.to_string() }];
+    let r = engine::execute(&row_scan(p, all, Grain::All, group, filters), &CancelToken::default())?;
     let col = r.batch.column(1).as_string::<i32>();
     Ok((0..col.len()).map(|i| col.value(i).to_string()).collect())
 }
@@ -71,23 +60,35 @@ pub fn days_with_rows(p: &PhysicalTable, filters: Vec<Predicate>) -> Result<Vec<
     if p.availability.is_empty() {
         return Ok(vec![]);
     }
-    let plan = QueryPlan {
+    let plan = row_scan(p, p.availability.clone(), Grain::Day, vec![], filters);
+    let r = engine::execute(&plan, &CancelToken::default())?;
+    let days = r.batch.column(0).as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+    let day = 86_400_000;
+    Ok(crate::time::merge(days.values().iter().map(|d| Interval::new(*d, d + day)).collect()))
+}
+
+/// A plan that only finds which groups (UTC buckets × `group_by`) hold rows of `p` passing
+/// `filters`: no aggregation.
+fn row_scan(
+    p: &PhysicalTable,
+    intervals: Vec<Interval>,
+    grain: Grain,
+    group_by: Vec<GroupBy>,
+    filters: Vec<Predicate>,
+) -> QueryPlan {
+    QueryPlan {
         files: p.files.clone(),
         time_column: p.time_column.clone(),
-        intervals: p.availability.clone(),
-        grain: Grain::Day,
+        intervals,
+        grain,
         tz: chrono_tz::UTC,
-        group_by: vec![],
+        group_by,
         filters,
         aggregations: vec![],
         outputs: vec![],
         shape: Shape::default(),
         limits: Limits::default(),
-    };
-    let r = engine::execute(&plan, &CancelToken::default())?;
-    let days = r.batch.column(0).as_primitive::<arrow::datatypes::TimestampMillisecondType>();
-    let day = 86_400_000;
-    Ok(crate::time::merge(days.values().iter().map(|d| Interval::new(*d, d + day)).collect()))
+    }
 }
 
 /// Whether a cell matches a filter clause's operation and values. Bound operations compare
