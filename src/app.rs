@@ -1,4 +1,5 @@
-//! Shared state of a running gateway: settings, catalog, clock.
+//! Shared state of a running gateway: settings, the serving catalog snapshot, identity, clock,
+//! and the reload that replaces the last two parts (SIGHUP).
 
 use crate::auth::Auth;
 use crate::catalog::Catalog;
@@ -6,7 +7,7 @@ use crate::config::GatewayConfig;
 use crate::jobs::Jobs;
 use crate::limits::Admission;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use crate::clock::{Clock, FixedClock, ManualClock, SystemClock};
 
@@ -14,12 +15,14 @@ pub use crate::clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub struct AppState {
     pub config: GatewayConfig,
     pub config_dir: PathBuf,
-    pub catalog: Arc<Catalog>,
+    /// The serving catalog snapshot and its reloads (see [`AppState::catalog`]).
+    pub snapshots: crate::snapshot::Snapshots,
     pub clock: Arc<dyn Clock>,
     pub started: std::time::Instant,
     pub jobs: Arc<Jobs>,
     pub admission: Admission,
-    pub auth: Auth,
+    /// Tokens and roles, replaced as a whole by a configuration reload (see [`AppState::auth`]).
+    auth: RwLock<Arc<Auth>>,
     pub counters: crate::metrics::Counters,
     pub metrics: crate::metrics::Metrics,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
@@ -49,7 +52,13 @@ impl AppState {
         let admission =
             Admission::new(config.limits.clone()).with_byte_budget(q.max_inflight_bytes, q.max_inflight_bytes_per_user);
         crate::workers::set_nice(q.worker_nice);
-        let auth = Auth::new(&config.auth);
+        let auth = RwLock::new(Arc::new(Auth::new(&config.auth)));
+        let snapshots = crate::snapshot::Snapshots::new(
+            catalog,
+            config.tables_dir(&config_dir),
+            config.data_root(&config_dir),
+            clock.clone(),
+        );
         let trusted_proxies = crate::net::parse_all(&config.server.trusted_proxies).unwrap_or_default();
         let share = crate::share::Signer::load(&config.auth.share_secret, jobs_dir).unwrap_or_else(|e| {
             tracing::error!("share links will not survive a restart: {e}");
@@ -61,7 +70,7 @@ impl AppState {
             trusted_proxies,
             config,
             config_dir,
-            catalog: Arc::new(catalog),
+            snapshots,
             clock,
             started: std::time::Instant::now(),
             jobs,
@@ -90,6 +99,73 @@ pub fn load_config(config_dir: &std::path::Path) -> Result<(GatewayConfig, Catal
 }
 
 impl AppState {
+    /// The serving catalog snapshot: a request takes it once and keeps it to the end.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.snapshots.current()
+    }
+
+    /// The identity configuration in force.
+    pub fn auth(&self) -> Arc<Auth> {
+        self.auth.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Builds a new snapshot when files changed (the periodic refresh); `Ok(true)` when one
+    /// was swapped in.
+    pub fn refresh(&self) -> Result<bool, Vec<String>> {
+        let swapped = self.snapshots.refresh(false)?;
+        if swapped {
+            self.after_swap();
+        }
+        Ok(swapped)
+    }
+
+    /// Re-reads `tables/*.toml` and the `[auth]` section of `gateway.toml` (SIGHUP), and
+    /// rebuilds the snapshot. Anything that fails to load leaves what serves in place; other
+    /// changed sections of `gateway.toml` are logged as needing a restart.
+    pub fn reload(&self) -> Result<(), Vec<String>> {
+        let config = GatewayConfig::load(&self.config_dir).map_err(|e| {
+            let problems = vec![e];
+            self.snapshots.record_failure(&problems);
+            problems
+        })?;
+        self.snapshots.refresh(true)?;
+        self.after_swap();
+        *self.auth.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Auth::new(&config.auth));
+        // --port and --bind override the file; they are not changes.
+        let server = crate::config::ServerConfig {
+            port: self.config.server.port,
+            bind: self.config.server.bind.clone(),
+            ..config.server.clone()
+        };
+        let restart: Vec<&str> = [
+            ("server", format!("{server:?}") != format!("{:?}", self.config.server)),
+            ("query", format!("{:?}", config.query) != format!("{:?}", self.config.query)),
+            ("limits", format!("{:?}", config.limits) != format!("{:?}", self.config.limits)),
+            ("jobs", format!("{:?}", config.jobs) != format!("{:?}", self.config.jobs)),
+            ("catalog", format!("{:?}", config.catalog) != format!("{:?}", self.config.catalog)),
+        ]
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(k, _)| k)
+        .collect();
+        if !restart.is_empty() {
+            tracing::warn!("gateway.toml: changes to [{}] take effect at the next restart", restart.join("], ["));
+        }
+        Ok(())
+    }
+
+    /// A new snapshot serves: the degraded marks were about the old files, and the new
+    /// snapshot's dimension values are computed now rather than in a request.
+    fn after_swap(&self) {
+        self.degraded.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        crate::request::values::warm(&self.catalog());
+    }
+
+    /// Marks a physical table degraded with `message` (shown to operators by `/status`).
+    pub fn mark_degraded(&self, slice: &str, message: &str) {
+        self.degraded.lock().unwrap_or_else(|p| p.into_inner()).insert(slice.to_string(), message.to_string());
+    }
+
     /// A physical table whose files fail to read is degraded until a query on it succeeds.
     pub fn note_table_health<T>(&self, slice: &str, r: &Result<T, crate::engine::EngineError>) {
         let mut degraded = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
@@ -121,5 +197,19 @@ impl AppState {
             }
             Err(_) => {}
         }
+    }
+}
+
+/// Every `catalog.refresh_seconds` (unless 0), compares the files under every physical
+/// table's path with the serving snapshot and builds a new one when they changed.
+pub async fn refresh_loop(state: Arc<AppState>) {
+    let every = state.config.catalog.refresh_seconds;
+    if every == 0 {
+        return;
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(every)).await;
+        let st = state.clone();
+        crate::workers::run(move || st.refresh()).await;
     }
 }

@@ -123,6 +123,8 @@ pub struct Auth {
     enabled: bool,
     tokens: HashMap<String, Principal>,
     status_token: String,
+    /// How long a share link signed now works (`auth.share_link_seconds`).
+    pub share_link_seconds: u64,
 }
 
 impl Auth {
@@ -154,7 +156,17 @@ impl Auth {
             }
             tokens.insert(t.sha256.to_ascii_lowercase(), p);
         }
-        Auth { enabled: cfg.enabled, tokens, status_token: cfg.status_token_sha256.to_ascii_lowercase() }
+        Auth {
+            enabled: cfg.enabled,
+            tokens,
+            status_token: cfg.status_token_sha256.to_ascii_lowercase(),
+            share_link_seconds: cfg.share_link_seconds,
+        }
+    }
+
+    /// Whether operational detail is protected: auth is on, or a status token is set.
+    pub fn guards_operations(&self) -> bool {
+        self.enabled || !self.status_token.is_empty()
     }
 
     /// Whether the caller may see operational detail (the full `/status`, `/metrics`): it

@@ -286,11 +286,14 @@ pub struct CatalogConfig {
     pub data_root: String,
     /// Directory of table files, relative to the config directory. Default `tables`.
     pub tables_dir: String,
+    /// How often the files under every physical table's path are compared with the serving
+    /// snapshot; a change builds a new one. 0 = only on SIGHUP. Default 10.
+    pub refresh_seconds: u64,
 }
 
 impl Default for CatalogConfig {
     fn default() -> Self {
-        CatalogConfig { data_root: "..".into(), tables_dir: "tables".into() }
+        CatalogConfig { data_root: "..".into(), tables_dir: "tables".into(), refresh_seconds: 10 }
     }
 }
 

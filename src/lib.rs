@@ -26,6 +26,7 @@ pub mod request;
 pub mod response;
 pub mod rollup;
 pub mod share;
+pub mod snapshot;
 pub mod time;
 pub mod tpch;
 pub mod workers;

@@ -225,39 +225,51 @@ fn rollup(args: RollupArgs) -> ExitCode {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT. SIGHUP, whose default action would kill the process, is
-/// logged and otherwise ignored (a catalog reload will hang off it).
+/// The next delivery of a Unix signal; never, when it could not be installed.
+#[cfg(unix)]
+async fn received(s: &mut Option<tokio::signal::unix::Signal>) {
+    let delivered = match s {
+        Some(s) => s.recv().await.is_some(),
+        None => false,
+    };
+    if !delivered {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{Signal, SignalKind, signal};
-        /// The next delivery of `s`; never, when it could not be installed.
-        async fn received(s: &mut Option<Signal>) {
-            let delivered = match s {
-                Some(s) => s.recv().await.is_some(),
-                None => false,
-            };
-            if !delivered {
-                std::future::pending::<()>().await;
-            }
-        }
+        use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).ok();
-        let mut hup = signal(SignalKind::hangup()).ok();
-        let hangups = async {
-            loop {
-                received(&mut hup).await;
-                tracing::info!("SIGHUP received: ignored (the configuration is read at start-up only)");
-            }
-        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = received(&mut term) => {}
-            _ = hangups => {}
         }
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("shutting down: no new connections; open requests get the shutdown deadline");
+}
+
+/// SIGHUP reloads the catalog and `[auth]` (its default action would kill the process). A
+/// reload that fails leaves everything serving as it was.
+async fn reload_on_hangup(state: Arc<AppState>) {
+    #[cfg(unix)]
+    {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            received(&mut hup).await;
+            tracing::info!("SIGHUP received: reloading the configuration");
+            let st = state.clone();
+            if let Some(Ok(())) = quiver::workers::run(move || st.reload()).await {
+                tracing::info!("configuration reloaded");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await;
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -307,15 +319,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         // Distinct values of dimensions without a lookup come from a scan of the facts; do it
         // now in the background rather than inside the first metadata request.
         let warm = state.clone();
-        tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            for d in warm.catalog.dimensions.values() {
-                if let Err(e) = quiver::request::dimension_rows(&warm.catalog, d) {
-                    tracing::warn!(dimension = %d.name, "cannot list values: {e}");
-                }
-            }
-            tracing::info!("dimension values warmed in {} ms", started.elapsed().as_millis());
-        });
+        tokio::task::spawn_blocking(move || quiver::request::values::warm(&warm.catalog()));
+        let reloads =
+            [tokio::spawn(reload_on_hangup(state.clone())), tokio::spawn(quiver::app::refresh_loop(state.clone()))];
         // mimalloc purges freed memory only when some thread next allocates, so what a large
         // query (or the warm-up above) freed stayed resident while the server sat idle, and the
         // scan workers' pages outlive their threads. A quiet thread forces the purge when no
@@ -351,6 +357,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         quiver::http::serve(state, listener, shutdown).await;
         sweeper.abort();
+        reloads.iter().for_each(|r| r.abort());
         let n = jobs.cancel_all();
         tracing::info!("{n} running job(s) interrupted (status failure, JOB_INTERRUPTED); job store closed");
         ExitCode::SUCCESS

@@ -229,7 +229,7 @@ async fn kill_9_loses_no_finished_job() {
 }
 
 #[tokio::test]
-async fn sighup_is_ignored_and_sigterm_closes_everything_within_the_deadline() {
+async fn sighup_reloads_and_sigterm_closes_everything_within_the_deadline() {
     let dir = scratch_config();
     let jobs = dir.path().join("jobs");
     gateway(dir.path(), "dir = \"../var/jobs\"", &format!("dir = \"{}\"", jobs.display()));
@@ -241,9 +241,27 @@ async fn sighup_is_ignored_and_sigterm_closes_everything_within_the_deadline() {
     wait_up(&base).await;
     let pid = server.0.id() as libc::pid_t;
     // SAFETY: kill with a valid pid of our child and a standard signal.
+    // SIGHUP reloads: a table added to the catalog appears without a restart.
+    let extra = std::fs::read_to_string(dir.path().join("config/tables/flights.toml"))
+        .unwrap()
+        .replace("[table.flights", "[table.extra")
+        .replace("name = \"flights_raw\"", "name = \"extra_raw\"")
+        .replace("name = \"flights_day\"", "name = \"extra_day\"");
+    let extra: String =
+        extra.split("# ----------------------------------------------------------------").next().unwrap().into();
+    std::fs::write(dir.path().join("config/tables/extra.toml"), extra).unwrap();
     unsafe { libc::kill(pid, libc::SIGHUP) };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut listed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t = reqwest::get(format!("{base}/v1/tables/extra")).await.unwrap();
+        if t.status().as_u16() == 200 {
+            listed = true;
+            break;
+        }
+    }
     assert!(server.0.try_wait().unwrap().is_none(), "SIGHUP did not kill the server");
+    assert!(listed, "the table added before SIGHUP is served");
     assert_eq!(reqwest::get(format!("{base}/status")).await.unwrap().status().as_u16(), 200);
     // A client that never finishes its request must not hold the shutdown past the deadline.
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

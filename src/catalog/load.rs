@@ -12,6 +12,12 @@ use std::sync::Arc;
 
 /// Loads every `*.toml` under `tables_dir`, resolving data paths against `data_root`.
 pub fn load(tables_dir: &Path, data_root: &Path) -> Result<Catalog, Vec<String>> {
+    load_reusing(tables_dir, data_root, None)
+}
+
+/// [`load`], reusing the parsed footers of `previous` for files that have not changed on
+/// disk (same path, size and modification time), so a reload re-reads only what changed.
+pub fn load_reusing(tables_dir: &Path, data_root: &Path, previous: Option<&Catalog>) -> Result<Catalog, Vec<String>> {
     use super::tables::build_table;
     let mut problems = Vec::new();
     let files = match list_toml(tables_dir) {
@@ -52,7 +58,8 @@ pub fn load(tables_dir: &Path, data_root: &Path) -> Result<Catalog, Vec<String>>
         }
     }
     check_metric_references(&mut catalog, &metrics, &mut problems);
-    let defined = Defined { dims: dims.keys().cloned().collect(), metrics: metrics.keys().cloned().collect() };
+    let footers = previous.map(|c| c.footers()).unwrap_or_default();
+    let defined = Defined { dims: dims.keys().cloned().collect(), metrics: metrics.keys().cloned().collect(), footers };
     for (name, (path, spec)) in &tables {
         let mut p = Problems::new(path, &mut problems);
         if let Some(t) = build_table(name, spec, data_root, &catalog, &defined, &mut p) {
@@ -67,6 +74,8 @@ pub fn load(tables_dir: &Path, data_root: &Path) -> Result<Catalog, Vec<String>>
 pub(super) struct Defined {
     pub(super) dims: std::collections::BTreeSet<String>,
     pub(super) metrics: std::collections::BTreeSet<String>,
+    /// Footers already read by the snapshot being replaced, by path.
+    pub(super) footers: HashMap<PathBuf, Arc<super::physical::DataFile>>,
 }
 
 pub(super) struct Problems<'a> {

@@ -12,7 +12,7 @@ pub mod physical;
 pub mod spec;
 mod tables;
 
-pub use load::load;
+pub use load::{load, load_reusing};
 pub use tables::base_aggregations;
 
 use crate::engine::plan::{AggFunc, AggInput, Predicate};
@@ -28,6 +28,9 @@ use std::sync::Arc;
 /// it ([`Catalog::restricted`]), in which what the principal may not see does not exist.
 #[derive(Debug, Default)]
 pub struct Catalog {
+    /// Which snapshot this is (1 for the first load, +1 per reload that changed something);
+    /// shown in `/status` and on every API response.
+    pub version: u64,
     pub tables: BTreeMap<String, LogicalTable>,
     pub dimensions: BTreeMap<String, Arc<Dimension>>,
     pub metrics: BTreeMap<String, Metric>,
@@ -183,7 +186,7 @@ impl Catalog {
     pub fn restricted(&self, tables: &BTreeSet<String>) -> Arc<Catalog> {
         let key: Vec<&str> = tables.iter().map(|s| s.as_str()).collect();
         let built: Result<_, std::convert::Infallible> = self.views.get_or_try(&key.join("\n"), || {
-            let mut view = Catalog::default();
+            let mut view = Catalog { version: self.version, ..Catalog::default() };
             for t in self.tables.values().filter(|t| tables.contains(&t.name)) {
                 for d in t.dimensions.iter().filter_map(|d| self.dimensions.get(d)) {
                     view.dimensions.insert(d.name.clone(), d.clone());
@@ -209,6 +212,16 @@ impl Catalog {
             MetricKind::NestedAvg { of, .. } => self.add_metric(view, of, depth + 1),
             MetricKind::Aggregation { .. } => {}
         }
+    }
+
+    /// Every data file's parsed footer, by path (for a reload to reuse).
+    pub fn footers(&self) -> std::collections::HashMap<std::path::PathBuf, Arc<physical::DataFile>> {
+        self.tables
+            .values()
+            .flat_map(|t| t.physical.iter())
+            .flat_map(|p| p.files.iter())
+            .map(|f| (f.path.clone(), f.clone()))
+            .collect()
     }
 
     /// Physical table by slice name.

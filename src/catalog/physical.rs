@@ -28,6 +28,8 @@ pub struct DataFile {
     /// The time column these statistics describe.
     pub time_column: String,
     pub size_bytes: u64,
+    /// Modification time when the footer was read.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 impl DataFile {
@@ -37,6 +39,13 @@ impl DataFile {
 
     pub fn num_row_groups(&self) -> usize {
         self.metadata.metadata().num_row_groups()
+    }
+
+    /// Whether the file on disk is still the one whose footer this holds (same size and
+    /// modification time). A file replaced in place must never be read through its old
+    /// footer: its offsets would point into the new bytes.
+    pub fn unchanged_on_disk(&self) -> bool {
+        std::fs::metadata(&self.path).is_ok_and(|m| m.len() == self.size_bytes && m.modified().ok() == self.modified)
     }
 }
 
@@ -78,6 +87,17 @@ impl PhysicalTable {
 
     pub fn has_column(&self, column: &str) -> bool {
         self.schema.field_with_name(column).is_ok()
+    }
+
+    /// Whether every file is still the one whose footer was read ([`DataFile::unchanged_on_disk`]).
+    pub fn files_unchanged(&self) -> bool {
+        self.files.iter().all(|f| f.unchanged_on_disk())
+    }
+
+    /// The size and modification time of each file as the disk has them now (`None` when a
+    /// file is gone), to tell a file still being written from one that stopped changing.
+    pub fn disk_state(&self) -> Vec<Option<(u64, Option<std::time::SystemTime>)>> {
+        self.files.iter().map(|f| std::fs::metadata(&f.path).ok().map(|m| (m.len(), m.modified().ok()))).collect()
     }
 
     pub fn total_rows(&self) -> i64 {
@@ -135,7 +155,9 @@ pub fn reader_options() -> ArrowReaderOptions {
 /// Opens a file's footer and reads the time column's per-row-group range.
 pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
     let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let size_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let stat = file.metadata().ok();
+    let size_bytes = stat.as_ref().map(|m| m.len()).unwrap_or(0);
+    let modified = stat.and_then(|m| m.modified().ok());
     let metadata = ArrowReaderMetadata::load(&file, reader_options())
         .map_err(|e| format!("{} is not a readable Parquet file: {e}", path.display()))?;
     let metadata = without_inconsistent_page_index(metadata, path)?;
@@ -151,6 +173,7 @@ pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
         page_times,
         time_column: time_column.to_string(),
         size_bytes,
+        modified,
     })
 }
 

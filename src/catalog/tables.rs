@@ -126,6 +126,11 @@ fn build_physical(
     };
     let mut files = Vec::new();
     for path in &paths {
+        if let Some(f) = defined.footers.get(path).filter(|f| f.time_column == ps.time_column && f.unchanged_on_disk())
+        {
+            files.push(f.clone());
+            continue;
+        }
         match physical::open_file(path, &ps.time_column) {
             Ok(mut f) => {
                 if let Ok(rel) = path.strip_prefix(root) {

@@ -144,7 +144,9 @@ pub fn parse_clause(clause: &str) -> Result<HavingClause, HavingError> {
         return Err(invalid());
     }
     let op_parsed = HavingOp::parse(op).ok_or_else(|| HavingError::Operator(op.to_string()))?;
-    let texts = tokens::split_values(values)
+    // Whitespace around numbers is accepted, as Fili does (`deleted-eq[50, 11]`).
+    let trimmed: Vec<&str> = values.split(',').map(str::trim).collect();
+    let texts = tokens::split_values(&trimmed.join(","))
         .map_err(|_| HavingError::Values { clause: clause.to_string(), values: values.to_string() })?;
     let mut nums = Vec::with_capacity(texts.len());
     for t in &texts {
@@ -225,6 +227,15 @@ mod tests {
             parse("a-between[5,1]").unwrap_err().to_string(),
             "Upper range cannot be less than the lower range for between operator."
         );
+    }
+
+    #[test]
+    fn whitespace_around_numbers_is_accepted() {
+        // Fili's own tests: deleted-eq[50, 11] and added-gt[  0,1.8  ].
+        assert_eq!(parse("deleted-eq[50, 11]").unwrap()[0].values, vec![50.0, 11.0]);
+        assert_eq!(parse("added-gt[  0,1.8  ]").unwrap()[0].values, vec![0.0, 1.8]);
+        assert!(parse("a-gt[ ,1]").is_err(), "an empty value is still an error");
+        assert!(parse("a-gt[1 2]").is_err(), "whitespace inside a number is not");
     }
 
     #[test]

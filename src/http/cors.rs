@@ -14,7 +14,7 @@ pub const METHODS: &str = "GET, HEAD, OPTIONS";
 /// Request headers a cross-origin page may send.
 const ALLOW_HEADERS: &str = "Authorization, Accept, X-Request-ID";
 /// Response headers a cross-origin page may read.
-const EXPOSE_HEADERS: &str = "X-Request-ID, Link, Content-Disposition, Server-Timing, Retry-After";
+const EXPOSE_HEADERS: &str = "X-Request-ID, X-Quiver-Snapshot, Link, Content-Disposition, Server-Timing, Retry-After";
 
 fn set_header(r: &mut Response, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {

@@ -61,7 +61,7 @@ pub fn prepare(state: &AppState, ctx: &Ctx, segs: &[&str]) -> Result<Prepared, E
         accept: ctx.header("accept"),
         now: state.clock.now_ms(),
         forced_filters: &ctx.principal.filters,
-        unknown_table_is_404: state.auth.enabled(),
+        unknown_table_is_404: state.auth().enabled(),
     };
     let cat = &ctx.catalog;
     let req = resolve(cat, &state.config, &input)?;
@@ -104,7 +104,8 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
     principal.require(Scope::Data)?;
     let key = ctx.caller();
     let permit = state.admission.admit(&key, principal.ui, &ctx.url())?;
-    let prepared = prepare(state, ctx, segs)?;
+    let (refreshed, prepared) = prepare_fresh(state, ctx, segs).await?;
+    let ctx = refreshed.as_ref().unwrap_or(ctx);
     let table_permit = state.admission.admit_table(&prepared.physical.name, prepared.physical.max_concurrent)?;
     tracing::Span::current().record("table", prepared.req.table.as_str());
     tracing::Span::current().record("grain", prepared.req.grain.name());
@@ -134,14 +135,13 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
     // is written (or, for a job, until the job ends).
     let cancel = CancelToken::default();
     let (tx, mut rx) = tokio::sync::oneshot::channel::<Outcome>();
-    let (st, token, slice, cat) = (state.clone(), cancel.clone(), physical.name.clone(), ctx.catalog.clone());
+    let (st, token, cat) = (state.clone(), cancel.clone(), ctx.catalog.clone());
     let dims: Vec<Arc<crate::catalog::Dimension>> = req.dims.iter().map(|d| d.dim.clone()).collect();
+    let again = Retry { ctx: ctx.clone(), segs: segs.iter().map(|s| s.to_string()).collect(), physical };
     crate::workers::spawn(move || {
-        let r = engine::execute(&plan, &token);
+        let r = execute_fresh(&st, plan, again, &token);
         drop(table_permit);
-        st.count(&r);
-        st.note_table_health(&slice, &r);
-        let r = r.map_err(Error::from).and_then(|r| {
+        let r = r.and_then(|r| {
             // Warm the dimension rows used to annotate.
             for d in &dims {
                 dimension_rows(&cat, d)?;
@@ -164,7 +164,8 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
             guard.armed = false;
             let (batch, stats) = outcome?;
             let out = Output { format: req.format, paging: req.paging, filename: req.filename.as_deref() };
-            let r = render(state, ctx, &spec, batch, &out, Some(permit))?;
+            let mut r = render(state, ctx, &spec, batch, &out, Some(permit))?;
+            reply::set_header(&mut r, reply::SNAPSHOT_HEADER, &ctx.catalog.version.to_string());
             Ok(with_timing(r, &stats))
         }
         None => {
@@ -189,6 +190,92 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
             Ok(reply::json(202, &job.payload(&ctx.base)))
         }
     }
+}
+
+/// How many times, 200 ms apart, a query waits for a replaced file to be readable again.
+const RELOAD_ATTEMPTS: usize = 10;
+
+fn being_replaced(slice: &str) -> Error {
+    Error::new(Reason::ServiceUnavailable, format!("The files of '{slice}' are being replaced; try again in a moment."))
+}
+
+/// Resolves and plans against files that are what the snapshot says they are. When one was
+/// replaced in place since the snapshot was built, a new snapshot is built first, waiting
+/// while the file is still being written, so no file is ever read through an old footer: the
+/// answer is the new data's, never a stale total. A file that stops changing but still cannot
+/// be loaded is broken, not being replaced: 500 DATA_FILE_UNREADABLE, the table degraded.
+/// Returns the request's context on the new snapshot when there is one.
+async fn prepare_fresh(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<(Option<Ctx>, Prepared), Error> {
+    let prepared = prepare(state, ctx, segs)?;
+    if prepared.physical.files_unchanged() {
+        return Ok((None, prepared));
+    }
+    let (mut seen, mut since) = (prepared.physical.disk_state(), std::time::Instant::now());
+    for _ in 0..RELOAD_ATTEMPTS {
+        let st = state.clone();
+        let _ = crate::workers::run(move || st.refresh()).await;
+        let mut fresh = ctx.clone();
+        fresh.catalog = crate::access::catalog_for(&state.catalog(), &ctx.principal);
+        let p = prepare(state, &fresh, segs)?;
+        if p.physical.files_unchanged() {
+            return Ok((Some(fresh), p));
+        }
+        let now = p.physical.disk_state();
+        if now != seen {
+            (seen, since) = (now, std::time::Instant::now());
+        } else if since.elapsed() >= STABLE {
+            let changed: Vec<&str> =
+                p.physical.files.iter().filter(|f| !f.unchanged_on_disk()).map(|f| f.name.as_str()).collect();
+            let msg = format!(
+                "Data file '{}' cannot be read: it changed on disk and is not a readable Parquet file with the columns of '{}'.",
+                changed.join("', '"),
+                p.physical.name
+            );
+            state.mark_degraded(&p.physical.name, &msg);
+            return Err(Error::new(Reason::DataFileUnreadable, msg));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(being_replaced(&prepared.physical.name))
+}
+
+/// How long a changed file must stay unchanged before a failure to load it means it is
+/// broken rather than still being written.
+const STABLE: Duration = Duration::from_millis(600);
+
+/// What a query needs to be planned again on a newer snapshot.
+struct Retry {
+    ctx: Ctx,
+    segs: Vec<String>,
+    physical: Arc<crate::catalog::physical::PhysicalTable>,
+}
+
+/// Runs `plan`. When reading fails because a file was replaced while it was read (not a broken
+/// file: the file is no longer the one the footer describes), waits for the new snapshot and
+/// runs the query again on it, so the caller gets the new data's answer rather than an error.
+fn execute_fresh(
+    st: &AppState,
+    mut plan: QueryPlan,
+    mut again: Retry,
+    token: &CancelToken,
+) -> Result<engine::QueryResult, Error> {
+    for _ in 0..RELOAD_ATTEMPTS {
+        let r = engine::execute(&plan, token);
+        let replaced = matches!(r, Err(EngineError::File { .. })) && !again.physical.files_unchanged();
+        if !replaced {
+            st.count(&r);
+            st.note_table_health(&again.physical.name, &r);
+            return r.map_err(Error::from);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = st.refresh();
+        again.ctx.catalog = crate::access::catalog_for(&st.catalog(), &again.ctx.principal);
+        let segs: Vec<&str> = again.segs.iter().map(|s| s.as_str()).collect();
+        if let Ok(p) = prepare(st, &again.ctx, &segs) {
+            (plan, again.physical) = (p.plan, p.physical);
+        }
+    }
+    Err(being_replaced(&again.physical.name))
 }
 
 /// How a result is written out (from the request, or from a job-results request).

@@ -405,12 +405,14 @@ pub fn slice(state: &AppState, ctx: &Ctx, name: &str) -> Res {
 pub fn status(state: &AppState, operator: bool) -> Response {
     let degraded = state.degraded.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let jobs = state.jobs.health();
-    let overall = if degraded.is_empty() && jobs.is_ok() { "ok" } else { "degraded" };
+    let snap = state.snapshots.status();
+    let healthy = degraded.is_empty() && jobs.is_ok() && snap.last_error.is_none();
+    let overall = if healthy { "ok" } else { "degraded" };
     if !operator {
         return reply::json(200, &json!({ "status": overall, "healthy": true }));
     }
     let tables: Map<String, Value> = state
-        .catalog
+        .catalog()
         .tables
         .values()
         .map(|t| {
@@ -433,10 +435,22 @@ pub fn status(state: &AppState, operator: bool) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": state.started.elapsed().as_secs(),
         "jobStore": if jobs.is_ok() { "ok" } else { "unavailable" },
+        "snapshot": snapshot_json(&snap),
         "tables": tables,
     });
     if let Err(e) = jobs {
         body["jobStoreError"] = json!(e);
     }
     reply::json(200, &body)
+}
+
+/// The serving snapshot and the last reload, for `/status`.
+fn snapshot_json(s: &crate::snapshot::ReloadStatus) -> Value {
+    let iso = time::iso_utc;
+    let mut v = json!({"version": s.version, "loadedAt": iso(s.loaded_at_ms), "checkedAt": iso(s.checked_at_ms)});
+    if let (Some(e), Some(at)) = (&s.last_error, s.last_error_at_ms) {
+        v["lastReloadError"] = json!(e);
+        v["lastReloadErrorAt"] = json!(iso(at));
+    }
+    v
 }

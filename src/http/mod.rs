@@ -59,7 +59,9 @@ async fn handle(
             Ok(r) => (r, None),
             Err(e) => (reply::error(&e, &ctx, None), Some(e.reason.code())),
         };
-        let resp = reply::finish(resp, &ctx, &state.config.server.cors_allowed_origins, method == Method::OPTIONS);
+        let snapshot = if ctx.catalog.version > 0 { ctx.catalog.version } else { state.catalog().version };
+        let cors = &state.config.server.cors_allowed_origins;
+        let resp = reply::finish(resp, &ctx, snapshot, cors, method == Method::OPTIONS);
         let secs = started.elapsed().as_secs_f64();
         let endpoint = crate::metrics::endpoint(&ctx.path, &state.config.server.api_root);
         state.metrics.record(endpoint, resp.status().as_u16(), secs, reason);
@@ -94,12 +96,12 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
     }
     let root = state.config.server.api_root.trim_end_matches('/');
     let segs = ctx.segments();
-    let operator = state.auth.is_operator(ctx.header("authorization"));
+    let operator = state.auth().is_operator(ctx.header("authorization"));
     if ctx.path == "/status" || ctx.path == "/status/" {
         return Ok(meta::status(state, operator));
     }
     if ctx.path == "/metrics" {
-        if !operator && (state.auth.enabled() || !state.config.auth.status_token_sha256.is_empty()) {
+        if !operator && state.auth().guards_operations() {
             return Err(Error::new(
                 Reason::Unauthorized,
                 "/metrics needs the status token (auth.status_token_sha256) or an admin's token: send 'Authorization: Bearer <token>'.",
@@ -116,7 +118,7 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
         _ => return Err(not_found(ctx)),
     };
     ctx.principal = identify(state, ctx, &rest)?;
-    ctx.catalog = crate::access::catalog_for(&state.catalog, &ctx.principal);
+    ctx.catalog = crate::access::catalog_for(&state.catalog(), &ctx.principal);
     tracing::Span::current().record("user", ctx.principal.user.as_str());
     let ctx: &Ctx = ctx;
     let rest: Vec<&str> = rest.iter().map(|s| s.as_str()).collect();
@@ -152,8 +154,8 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
 /// token, else the bearer token's principal.
 fn identify(state: &AppState, ctx: &Ctx, rest: &[String]) -> Result<crate::auth::Principal, Error> {
     let signature = ctx.params.get(crate::share::SIGNATURE);
-    if !state.auth.enabled() || ctx.header("authorization").is_some() || signature.is_none() {
-        return state.auth.identify(ctx.header("authorization"));
+    if !state.auth().enabled() || ctx.header("authorization").is_some() || signature.is_none() {
+        return state.auth().identify(ctx.header("authorization"));
     }
     let claim = crate::auth::ShareClaim {
         user: ctx.params.get(crate::share::USER).unwrap_or(""),
@@ -161,7 +163,7 @@ fn identify(state: &AppState, ctx: &Ctx, rest: &[String]) -> Result<crate::auth:
         signature: signature.unwrap_or(""),
         canonical: &share::canonical(ctx, &rest.join("/")),
     };
-    state.auth.identify_share(&state.share, &claim, state.clock.now_ms().div_euclid(1000))
+    state.auth().identify_share(&state.share, &claim, state.clock.now_ms().div_euclid(1000))
 }
 
 fn metadata(state: &AppState, ctx: &Ctx, rest: &[&str]) -> Result<warp::reply::Response, Error> {

@@ -129,7 +129,7 @@ pub fn error(e: &Error, ctx: &Ctx, druid_query: Option<Value>) -> Response {
     }
     let v = e.body(&ctx.request_id, druid_query);
     let mut r = body(e.status(), serde_json::to_vec_pretty(&v).unwrap_or_default(), "application/json; charset=utf-8");
-    if e.status() == 429 || e.reason == crate::error::Reason::ServerBusy {
+    if e.status() == 429 || e.status() == 503 {
         set_header(&mut r, "retry-after", "1");
     }
     if e.status() == 405 {
@@ -138,9 +138,17 @@ pub fn error(e: &Error, ctx: &Ctx, druid_query: Option<Value>) -> Response {
     r
 }
 
-/// Adds the headers every response carries: the request id and the CORS grant.
-pub fn finish(mut r: Response, ctx: &Ctx, allowed_origins: &[String], preflight: bool) -> Response {
+/// The response header naming the catalog snapshot an answer came from: it changes when the
+/// data or the catalog does.
+pub const SNAPSHOT_HEADER: &str = "x-quiver-snapshot";
+
+/// Adds the headers every response carries: the request id, the snapshot version (unless the
+/// handler set the one its answer came from) and the CORS grant.
+pub fn finish(mut r: Response, ctx: &Ctx, snapshot: u64, allowed_origins: &[String], preflight: bool) -> Response {
     set_header(&mut r, "x-request-id", &ctx.request_id);
+    if !r.headers().contains_key(SNAPSHOT_HEADER) {
+        set_header(&mut r, SNAPSHOT_HEADER, &snapshot.to_string());
+    }
     super::cors::apply(&mut r, allowed_origins, ctx.header("origin"), preflight);
     r
 }

@@ -181,7 +181,13 @@ async fn respond(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>)
     // Errors answered here, outside the API's dispatch, still carry its headers.
     let answer = |e: Error| {
         let ctx = Ctx::new(&state, "/", "", &headers, peer.ip());
-        reply::finish(reply::error(&e, &ctx, None), &ctx, &state.config.server.cors_allowed_origins, false)
+        reply::finish(
+            reply::error(&e, &ctx, None),
+            &ctx,
+            state.catalog().version,
+            &state.config.server.cors_allowed_origins,
+            false,
+        )
     };
     if let Some(e) = target_error(&parts.method, &parts.uri) {
         return Ok(answer(e));

@@ -48,7 +48,7 @@ pub fn share(state: &AppState, ctx: &Ctx) -> Result<Response, Error> {
     let data_segs: Vec<&str> = rest.iter().skip(1).map(|s| s.as_str()).collect();
     super::data::prepare(state, &probe, &data_segs)?;
     let now_s = state.clock.now_ms().div_euclid(1000);
-    let expires = now_s.saturating_add(state.config.auth.share_link_seconds as i64);
+    let expires = now_s.saturating_add(state.auth().share_link_seconds as i64);
     let p = &ctx.principal;
     let signature = state.share.sign(&p.user, &p.token, expires, &canonical(&probe, &rest.join("/")));
     let mut q = probe.params.raw_without(&[USER, EXPIRES, SIGNATURE]);
