@@ -194,3 +194,39 @@ async fn a_query_running_across_a_swap_finishes_on_its_snapshot() {
     let now = get(&s, "/v1/data/live/all?metrics=flights&dateTime=2013-01-01/2014-01-01").await.json();
     assert_eq!(now["rows"][0]["flights"], 2 * in_2013, "new queries see the new snapshot");
 }
+
+#[tokio::test]
+async fn availability_is_tracked_by_day_so_the_first_day_is_not_missing() {
+    let s = embedded().await;
+    // The first departure is at 05:00 UTC on 2013-01-01; the raw table answers (tailnum).
+    let r = get(&s, "/v1/data/flights/day/tailnum?metrics=flights&dateTime=2013-01-01/2013-01-02&count=1").await;
+    assert!(r.json().get("meta").is_none(), "no missing interval on the first day: {}", r.body);
+    let t = get(&s, "/v1/tables/flights/day").await.json();
+    assert_eq!(t["availableIntervals"], serde_json::json!(["2013-01-01T00:00:00.000Z/2014-01-02T00:00:00.000Z"]));
+    // Outside the data, buckets are still missing.
+    let r = get(&s, "/v1/data/flights/day/tailnum?metrics=flights&dateTime=2012-12-31/2013-01-02&count=1").await;
+    assert_eq!(
+        r.json()["meta"]["missingIntervals"],
+        serde_json::json!(["2012-12-31 00:00:00.000/2013-01-01 00:00:00.000"])
+    );
+}
+
+#[tokio::test]
+async fn explicit_availability_and_availability_grain_are_honoured() {
+    let dir = live_config(0);
+    let toml = dir.path().join("config/tables/live.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{text}availability = [\"2013-05-01/2013-07-01\"]\n")).unwrap();
+    let s = start(&dir.path().join("config")).await;
+    let t = get(&s, "/v1/tables/live/day").await.json();
+    assert_eq!(t["availableIntervals"], serde_json::json!(["2013-05-01T00:00:00.000Z/2013-07-01T00:00:00.000Z"]));
+    drop(s);
+    std::fs::write(&toml, format!("{text}availability_grain = \"month\"\n")).unwrap();
+    let s = start(&dir.path().join("config")).await;
+    let t = get(&s, "/v1/tables/live/day").await.json();
+    assert_eq!(t["availableIntervals"], serde_json::json!(["2013-06-01T00:00:00.000Z/2013-07-01T00:00:00.000Z"]));
+    drop(s);
+    std::fs::write(&toml, format!("{text}availability_grain = \"fortnight\"\n")).unwrap();
+    let problems = quiver::app::load_config(&dir.path().join("config")).unwrap_err();
+    assert!(problems.iter().any(|p| p.contains("availability_grain")), "{problems:?}");
+}

@@ -75,6 +75,13 @@ pub struct PhysicalSpec {
     /// Most queries scanning this table at once, for tables that are expensive to scan; past
     /// it the answer is 503 with `Retry-After`. Default: no limit of its own.
     pub max_concurrent_queries: Option<usize>,
+    /// The grain availability is tracked in, like Druid's segments: each file's first and
+    /// last timestamps are rounded out to it. Default `day` for raw tables (never finer than
+    /// `grain`); a rollup's own grain.
+    pub availability_grain: Option<String>,
+    /// Intervals the table covers (`["2013-01-01/2014-01-01", ...]`, ISO dates or times in
+    /// `timezone`), overriding what the files say. Default: from the files.
+    pub availability: Option<Vec<String>>,
 }
 
 /// A dimension (`[dimension.NAME]`).

@@ -249,7 +249,7 @@ fn build_physical(
             );
         }
     }
-    let availability = physical::availability(&files, grain, tz);
+    let availability = physical_availability(ps, key, kind, grain, tz, &files, p)?;
     Some(PhysicalTable {
         name: ps.name.clone(),
         path_spec: ps.path.clone(),
@@ -265,6 +265,45 @@ fn build_physical(
         availability,
         max_concurrent: ps.max_concurrent_queries,
     })
+}
+
+/// What a physical table covers: its explicit `availability`, else its files' time ranges
+/// rounded out to `availability_grain` (default `day` for raw tables, a rollup's own grain).
+fn physical_availability(
+    ps: &PhysicalSpec,
+    key: &str,
+    kind: PhysicalKind,
+    grain: Grain,
+    tz: chrono_tz::Tz,
+    files: &[Arc<physical::DataFile>],
+    p: &mut Problems,
+) -> Option<Vec<crate::time::Interval>> {
+    if let Some(list) = &ps.availability {
+        let text = list.join(",");
+        let ctx = crate::grammar::datetime::Context { grain: Grain::All, tz, now: 0, rrule_max: 0 };
+        let parsed =
+            crate::grammar::datetime::parse(Some(&text)).and_then(|ast| crate::grammar::datetime::evaluate(&ast, &ctx));
+        return match parsed {
+            Ok(ivs) => Some(ivs),
+            Err(e) => {
+                p.add(&format!("{key}.availability"), format!("expected [\"start/end\", ...] intervals: {e}"));
+                None
+            }
+        };
+    }
+    let default = if kind == PhysicalKind::Raw { Grain::Day } else { grain };
+    let step = match ps.availability_grain.as_deref().map(Grain::parse) {
+        None => default,
+        Some(Some(g)) if g != Grain::All => g,
+        Some(_) => {
+            p.add(
+                &format!("{key}.availability_grain"),
+                "expected second, minute, hour, day, week, month, quarter or year",
+            );
+            return None;
+        }
+    };
+    Some(physical::availability(files, step.max(grain), tz))
 }
 
 fn is_dimension_type(dt: &DataType) -> bool {
