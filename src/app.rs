@@ -85,7 +85,16 @@ impl AppState {
     /// Loads `DIR/gateway.toml` and the catalog and opens the job store; every problem found
     /// is returned.
     pub fn load(config_dir: PathBuf) -> Result<AppState, Vec<String>> {
-        let (config, catalog) = load_config(&config_dir)?;
+        AppState::load_with_jobs(config_dir, None)
+    }
+
+    /// [`AppState::load`] with the job store in `jobs_dir` instead of where `gateway.toml`
+    /// says (`--jobs-dir`, or the user's state directory for the embedded data set).
+    pub fn load_with_jobs(config_dir: PathBuf, jobs_dir: Option<PathBuf>) -> Result<AppState, Vec<String>> {
+        let (mut config, catalog) = load_config(&config_dir)?;
+        if let Some(j) = jobs_dir {
+            config.jobs.dir = j.to_string_lossy().into_owned();
+        }
         Ok(AppState::new(config, config_dir, catalog))
     }
 }

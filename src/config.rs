@@ -399,14 +399,15 @@ pub fn toml_message(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// The directory quiver uses when no `--config` is given: `./config` if present, otherwise
-/// the `config/` of the source tree the binary was built from (the embedded flights data).
-pub fn default_config_dir() -> PathBuf {
+/// The directory quiver uses when no `--config` (or `QUIVER_CONFIG`) is given: `./config` if
+/// it holds a catalog, otherwise the embedded flights data set, unpacked once into the user's
+/// data directory. The flag says which: `true` for the embedded set.
+pub fn default_config_dir() -> Result<(PathBuf, bool), String> {
     let local = PathBuf::from("config");
     if local.join("tables").is_dir() {
-        return local;
+        return Ok((local, false));
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+    crate::embedded::unpack(&crate::embedded::root()).map(|d| (d, true))
 }
 
 #[cfg(test)]

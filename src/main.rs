@@ -27,8 +27,22 @@ enum Command {
     Check {
         /// Configuration directory (gateway.toml + tables/). Default: ./config, else the
         /// embedded flights configuration.
-        #[arg(long)]
+        #[arg(long, env = "QUIVER_CONFIG")]
         config: Option<PathBuf>,
+        /// Also print, per physical table, the Parquet schema, the grain its timestamps are
+        /// at, its availability and row counts.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Write a starter catalog (tables/*.toml) for Parquet files, guessing the time column,
+    /// grain, dimensions and metrics, each guess commented.
+    Init {
+        /// Parquet files, one table each.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Configuration directory to write into (created if missing).
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
     },
     /// Pre-aggregate a table to a coarser grain and fewer dimensions, write it as Parquet and
     /// add it to the catalog as a rollup physical table.
@@ -53,7 +67,7 @@ enum Command {
 #[derive(clap::Args)]
 struct RollupArgs {
     /// Configuration directory.
-    #[arg(long)]
+    #[arg(long, env = "QUIVER_CONFIG")]
     config: Option<PathBuf>,
     /// Logical table to roll up.
     #[arg(long)]
@@ -75,20 +89,47 @@ struct RollupArgs {
     output: Option<String>,
 }
 
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
 struct ServeArgs {
-    /// Configuration directory (gateway.toml + tables/).
-    #[arg(long)]
+    /// Configuration directory (gateway.toml + tables/). Default: ./config if it holds a
+    /// catalog, else the embedded flights data set (unpacked into the user's data directory).
+    #[arg(long, env = "QUIVER_CONFIG")]
     config: Option<PathBuf>,
     /// Port to listen on (overrides gateway.toml).
-    #[arg(long)]
+    #[arg(long, env = "QUIVER_PORT")]
     port: Option<u16>,
     /// Address to bind (overrides gateway.toml).
-    #[arg(long)]
+    #[arg(long, env = "QUIVER_BIND")]
     bind: Option<String>,
-    /// Log format: text or json.
-    #[arg(long, default_value = "text")]
+    /// Log format: text or json. The level comes from RUST_LOG (default info).
+    #[arg(long, env = "QUIVER_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// Job store directory (overrides gateway.toml). Default for the embedded data set: the
+    /// user's state directory ($XDG_STATE_HOME/quiver/jobs, ~/.local/state/quiver/jobs).
+    #[arg(long, env = "QUIVER_JOBS_DIR")]
+    jobs_dir: Option<PathBuf>,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        // `quiver` alone serves: the same flags, read from the environment.
+        match Cli::try_parse_from(["quiver", "serve"]).map(|c| c.command) {
+            Ok(Some(Command::Serve(a))) => a,
+            _ => ServeArgs { config: None, port: None, bind: None, log_format: "text".into(), jobs_dir: None },
+        }
+    }
+}
+
+/// The configuration directory to use (see `quiver::config::default_config_dir`), and
+/// whether it is the embedded data set.
+fn config_dir(given: Option<PathBuf>) -> Result<(PathBuf, bool), ExitCode> {
+    match given {
+        Some(d) => Ok((d, false)),
+        None => quiver::config::default_config_dir().map_err(|e| {
+            eprintln!("error: cannot unpack the embedded data set: {e}; pass --config");
+            ExitCode::FAILURE
+        }),
+    }
 }
 
 fn init_logging(format: &str) {
@@ -119,9 +160,22 @@ fn resident_bytes() -> Option<u64> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Check { config } => check(config),
+        Command::Check { config, verbose } => check(config, verbose),
         Command::Serve(args) => serve(args),
         Command::Rollup(args) => rollup(args),
+        Command::Init { files, config } => match quiver::init::write(&files, &config) {
+            Ok(written) => {
+                for w in &written {
+                    println!("wrote {}", w.display());
+                }
+                println!("next: quiver check --verbose --config {0} && quiver serve --config {0}", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Tpch { sf, out } => {
             let started = std::time::Instant::now();
             match quiver::tpch::write_lineitem(sf, &out) {
@@ -148,10 +202,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(config: Option<PathBuf>) -> ExitCode {
-    let dir = config.unwrap_or_else(quiver::config::default_config_dir);
+fn check(config: Option<PathBuf>, verbose: bool) -> ExitCode {
+    let dir = match config_dir(config) {
+        Ok((d, _)) => d,
+        Err(code) => return code,
+    };
     match quiver::app::load_config(&dir) {
         Ok((_, c)) => {
+            if verbose {
+                print!("{}", quiver::inspect::describe(&c));
+            }
+            for w in quiver::inspect::lookup_warnings(&c) {
+                eprintln!("warning: {w}");
+            }
             let rows: i64 = c.tables.values().flat_map(|t| t.physical.iter()).map(|p| p.total_rows()).sum();
             println!(
                 "{}: OK — {} table(s), {} dimension(s), {} metric(s), {} physical table(s), {rows} rows",
@@ -174,7 +237,10 @@ fn check(config: Option<PathBuf>) -> ExitCode {
 }
 
 fn rollup(args: RollupArgs) -> ExitCode {
-    let dir = args.config.unwrap_or_else(quiver::config::default_config_dir);
+    let dir = match config_dir(args.config) {
+        Ok((d, _)) => d,
+        Err(code) => return code,
+    };
     let (config, catalog) = match quiver::app::load_config(&dir) {
         Ok(s) => s,
         Err(problems) => {
@@ -275,8 +341,14 @@ async fn reload_on_hangup(state: Arc<AppState>) {
 fn serve(args: ServeArgs) -> ExitCode {
     init_logging(&args.log_format);
     quiver::http::server::install_panic_hook();
-    let dir = args.config.unwrap_or_else(quiver::config::default_config_dir);
-    let mut state = match AppState::load(dir.clone()) {
+    let (dir, embedded) = match config_dir(args.config) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    // The embedded data set's jobs go to the user's state directory, never beside the binary
+    // or into a source tree.
+    let jobs_dir = args.jobs_dir.or_else(|| embedded.then(|| quiver::embedded::state_home().join("jobs")));
+    let mut state = match AppState::load_with_jobs(dir.clone(), jobs_dir) {
         Ok(s) => s,
         Err(problems) => {
             for p in &problems {

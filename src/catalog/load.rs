@@ -66,7 +66,14 @@ pub fn load_reusing(tables_dir: &Path, data_root: &Path, previous: Option<&Catal
             catalog.tables.insert(name.clone(), t);
         }
     }
-    if problems.is_empty() { Ok(catalog) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(catalog)
+    } else {
+        // A definition used in several places is checked in each: say each problem once.
+        let mut seen = std::collections::HashSet::new();
+        problems.retain(|p| seen.insert(p.clone()));
+        Err(problems)
+    }
 }
 
 /// Names defined in some file (even if their definition has problems), so one mistake is

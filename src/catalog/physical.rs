@@ -30,6 +30,8 @@ pub struct DataFile {
     pub size_bytes: u64,
     /// Modification time when the footer was read.
     pub modified: Option<std::time::SystemTime>,
+    /// The unit an integer time column was read in (`time_unit`), if any.
+    pub time_unit: Option<TimeUnit>,
 }
 
 impl DataFile {
@@ -154,6 +156,12 @@ pub fn reader_options() -> ArrowReaderOptions {
 
 /// Opens a file's footer and reads the time column's per-row-group range.
 pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
+    open_file_as(path, time_column, None)
+}
+
+/// [`open_file`] for a time column of integers counting `time_unit`s since 1970-01-01 UTC:
+/// the column is read as a UTC timestamp of that unit.
+pub fn open_file_as(path: &Path, time_column: &str, time_unit: Option<TimeUnit>) -> Result<DataFile, String> {
     let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let stat = file.metadata().ok();
     let size_bytes = stat.as_ref().map(|m| m.len()).unwrap_or(0);
@@ -161,7 +169,7 @@ pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
     let metadata = ArrowReaderMetadata::load(&file, reader_options())
         .map_err(|e| format!("{} is not a readable Parquet file: {e}", path.display()))?;
     let metadata = without_inconsistent_page_index(metadata, path)?;
-    let metadata = with_dictionary_strings(metadata, &file)?;
+    let (metadata, time_unit) = with_read_types(metadata, &file, time_column, time_unit)?;
     let row_group_times = time_ranges(&metadata, time_column).unwrap_or_default();
     let page_times =
         (0..metadata.metadata().num_row_groups()).map(|rg| page_ranges(&metadata, time_column, rg)).collect();
@@ -174,6 +182,7 @@ pub fn open_file(path: &Path, time_column: &str) -> Result<DataFile, String> {
         time_column: time_column.to_string(),
         size_bytes,
         modified,
+        time_unit,
     })
 }
 
@@ -228,15 +237,27 @@ fn offset_index_consistent(pm: &parquet::file::metadata::ParquetMetaData) -> boo
 }
 
 /// Re-declares every string column as `Dictionary(Int32, Utf8)` so the reader keeps the
-/// Parquet dictionary instead of materializing strings per row.
-fn with_dictionary_strings(md: ArrowReaderMetadata, file: &File) -> Result<ArrowReaderMetadata, String> {
+/// Parquet dictionary instead of materializing strings per row, and an integer time column
+/// with a declared `time_unit` as a UTC timestamp of that unit.
+fn with_read_types(
+    md: ArrowReaderMetadata,
+    file: &File,
+    time_column: &str,
+    time_unit: Option<TimeUnit>,
+) -> Result<(ArrowReaderMetadata, Option<TimeUnit>), String> {
     let schema = md.schema();
     let mut changed = false;
+    let mut retyped = None;
     let fields: Vec<_> = schema
         .fields()
         .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+        .map(|f| match (f.data_type(), time_unit) {
+            (DataType::Int64, Some(unit)) if f.name() == time_column => {
+                changed = true;
+                retyped = Some(unit);
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Timestamp(unit, Some("UTC".into()))))
+            }
+            (DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View, _) => {
                 changed = true;
                 Arc::new(
                     f.as_ref()
@@ -248,13 +269,16 @@ fn with_dictionary_strings(md: ArrowReaderMetadata, file: &File) -> Result<Arrow
         })
         .collect();
     if !changed {
-        return Ok(md);
+        return Ok((md, None));
     }
     let new_schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
     let options = reader_options().with_schema(new_schema);
-    ArrowReaderMetadata::try_new(md.metadata().clone(), options)
-        .or_else(|_| ArrowReaderMetadata::load(file, reader_options()))
-        .map_err(|e| format!("cannot read schema: {e}"))
+    match ArrowReaderMetadata::try_new(md.metadata().clone(), options) {
+        Ok(md) => Ok((md, retyped)),
+        Err(_) => ArrowReaderMetadata::load(file, reader_options())
+            .map(|md| (md, None))
+            .map_err(|e| format!("cannot read schema: {e}")),
+    }
 }
 
 /// Converts a time-column value in its Arrow type to UTC ms.
@@ -265,7 +289,19 @@ pub fn time_unit_to_ms(dt: &DataType) -> Option<fn(i64) -> i64> {
         DataType::Timestamp(TimeUnit::Microsecond, _) => Some(|v| v.div_euclid(1000)),
         DataType::Timestamp(TimeUnit::Nanosecond, _) => Some(|v| v.div_euclid(1_000_000)),
         DataType::Date32 => Some(|v| v.saturating_mul(time::MS_PER_DAY)),
-        DataType::Int64 => Some(|v| v),
+        // Integers count nothing in particular: they need a declared `time_unit`, which reads
+        // them as timestamps (see `open_file_as`).
+        _ => None,
+    }
+}
+
+/// The unit named by `time_unit` (`s`, `ms`, `us`, `ns`).
+pub fn parse_time_unit(s: &str) -> Option<TimeUnit> {
+    match s {
+        "s" => Some(TimeUnit::Second),
+        "ms" => Some(TimeUnit::Millisecond),
+        "us" => Some(TimeUnit::Microsecond),
+        "ns" => Some(TimeUnit::Nanosecond),
         _ => None,
     }
 }

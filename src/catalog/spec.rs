@@ -54,6 +54,10 @@ pub struct PhysicalSpec {
     pub path: String,
     /// The timestamp (or date) column. Required.
     pub time_column: String,
+    /// For an integer time column: what it counts since 1970-01-01 UTC, `s`, `ms`, `us` or
+    /// `ns`. Required for integers (a guess would silently put the data in 1970); not allowed
+    /// for timestamps and dates.
+    pub time_unit: Option<String>,
     /// Finest grain the rows are at: `second` for raw events, `day` for a daily rollup. Required.
     pub grain: String,
     /// Zone in which `grain` buckets of this table are aligned. Default `UTC`.

@@ -5,7 +5,7 @@ use super::load::{Defined, Problems, valid_name};
 use super::physical::{self, PhysicalKind, PhysicalTable};
 use super::spec::{PhysicalSpec, TableSpec};
 use super::{Catalog, LogicalTable, Metric, MetricKind};
-use crate::engine::plan::AggInput;
+use crate::engine::plan::{AggFunc, AggInput};
 use crate::time::Grain;
 use arrow::datatypes::DataType;
 use std::collections::BTreeMap;
@@ -65,8 +65,23 @@ pub(super) fn build_table(
     if physical.len() != spec.physical.len() {
         return None;
     }
-    // Every metric the table offers must be computable from some physical table.
+    // Every metric the table offers must be computable from some physical table, and every
+    // grain it offers served by one.
     check_metrics_computable(&key, spec, &physical, catalog, p);
+    for g in &grains {
+        if !physical.iter().any(|t| t.grain.can_satisfy(*g)) {
+            let finest = physical.iter().min_by_key(|t| t.grain).map(|t| (t.name.as_str(), t.grain.name()));
+            p.add(
+                &format!("{key}.grains"),
+                format!(
+                    "grain '{}' cannot be served: the finest physical table{} (a physical table at '{}' or finer is needed)",
+                    g.name(),
+                    finest.map(|(n, gr)| format!(", '{n}', is at '{gr}'")).unwrap_or_default(),
+                    g.name()
+                ),
+            );
+        }
+    }
     Some(LogicalTable {
         name: name.to_string(),
         long_name: spec.longName.clone().unwrap_or_else(|| name.to_string()),
@@ -124,14 +139,25 @@ fn build_physical(
             return None;
         }
     };
+    let time_unit = match ps.time_unit.as_deref().map(|u| (u, physical::parse_time_unit(u))) {
+        None => None,
+        Some((_, Some(u))) => Some(u),
+        Some((u, None)) => {
+            p.add(&format!("{key}.time_unit"), format!("'{u}' is not a time unit; expected s, ms, us or ns"));
+            return None;
+        }
+    };
     let mut files = Vec::new();
     for path in &paths {
-        if let Some(f) = defined.footers.get(path).filter(|f| f.time_column == ps.time_column && f.unchanged_on_disk())
+        if let Some(f) = defined
+            .footers
+            .get(path)
+            .filter(|f| f.time_column == ps.time_column && f.time_unit == time_unit && f.unchanged_on_disk())
         {
             files.push(f.clone());
             continue;
         }
-        match physical::open_file(path, &ps.time_column) {
+        match physical::open_file_as(path, &ps.time_column, time_unit) {
             Ok(mut f) => {
                 if let Ok(rel) = path.strip_prefix(root) {
                     f.name = rel.to_string_lossy().into_owned();
@@ -162,6 +188,18 @@ fn build_physical(
     }
     let columns_list = || schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
     match schema.field_with_name(&ps.time_column) {
+        Ok(_) if ps.time_unit.is_some() && files[0].time_unit.is_none() => p.add(
+            &format!("{key}.time_unit"),
+            format!("time_unit is for a time column of 64-bit integers; '{}' is not one", ps.time_column),
+        ),
+        Ok(f) if f.data_type().is_integer() => p.add(
+            &format!("{key}.time_column"),
+            format!(
+                "column '{}' holds integers ({}): say what they count since 1970-01-01 UTC with time_unit = \"s\", \"ms\", \"us\" or \"ns\"",
+                ps.time_column,
+                f.data_type()
+            ),
+        ),
         Ok(f) if physical::is_time_type(f.data_type()) => {}
         Ok(f) => p.add(
             &format!("{key}.time_column"),
@@ -364,10 +402,22 @@ fn check_metrics_computable(
                     );
                 }
                 for t in &raws {
-                    if let Ok(f) = t.schema.field_with_name(&c)
-                        && matches!(input, AggInput::Expr(_))
+                    let Ok(f) = t.schema.field_with_name(&c) else { continue };
+                    if let (MetricKind::Aggregation { func, .. }, AggInput::Column(_)) = (&b.kind, input)
+                        && matches!(func, AggFunc::LongSum | AggFunc::DoubleSum | AggFunc::Min | AggFunc::Max)
                         && !is_numeric_type(f.data_type())
                     {
+                        p.add(
+                            &format!("metric.{}.column", b.name),
+                            format!(
+                                "column '{c}' has type {} in '{}'; {} needs a numeric column (only count and the distinct counts take any type)",
+                                f.data_type(),
+                                t.name,
+                                func.name()
+                            ),
+                        );
+                    }
+                    if matches!(input, AggInput::Expr(_)) && !is_numeric_type(f.data_type()) {
                         p.add(
                             &format!("metric.{}.input", b.name),
                             format!(
