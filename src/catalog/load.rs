@@ -2,6 +2,7 @@
 //! so `quiver check` can print every mistake at once; each names the file, the key and what
 //! was expected.
 
+use super::problems::{Defined, Problems, valid_name};
 use super::spec::{CatalogFile, DimensionSpec, FieldSpec, MetricSpec, TableSpec};
 use super::{Catalog, Dimension, Field, Metric, MetricKind, expr, lookup};
 use crate::engine::plan::{AggFunc, AggInput, CmpOp, PredOp, Predicate};
@@ -76,30 +77,6 @@ pub fn load_reusing(tables_dir: &Path, data_root: &Path, previous: Option<&Catal
     }
 }
 
-/// Names defined in some file (even if their definition has problems), so one mistake is
-/// not reported again as "not defined" wherever the name is used.
-pub(super) struct Defined {
-    pub(super) dims: std::collections::BTreeSet<String>,
-    pub(super) metrics: std::collections::BTreeSet<String>,
-    /// Footers already read by the snapshot being replaced, by path.
-    pub(super) footers: HashMap<PathBuf, Arc<super::physical::DataFile>>,
-}
-
-pub(super) struct Problems<'a> {
-    file: &'a Path,
-    out: &'a mut Vec<String>,
-}
-
-impl<'a> Problems<'a> {
-    fn new(file: &'a Path, out: &'a mut Vec<String>) -> Self {
-        Problems { file, out }
-    }
-
-    pub(super) fn add(&mut self, key: &str, msg: impl std::fmt::Display) {
-        self.out.push(format!("{}: key `{key}`: {msg}", self.file.display()));
-    }
-}
-
 fn list_toml(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("{}: cannot read the tables directory: {e}", dir.display()))?;
@@ -141,10 +118,6 @@ fn merge_defs<T>(
         }
         into.insert(name, (path.to_path_buf(), spec));
     }
-}
-
-pub(super) fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn build_dimension(name: &str, spec: &DimensionSpec, root: &Path, p: &mut Problems) -> Option<Dimension> {

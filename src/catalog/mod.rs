@@ -4,11 +4,13 @@
 //! opens every Parquet footer once, checks every referenced column against the schema and
 //! returns either a [`Catalog`] or the complete list of problems found.
 
-pub mod expr;
+/// Arithmetic expressions (now a module of their own, shared with the engine).
+pub use crate::expr;
 mod load;
 pub mod lookup;
 pub mod memo;
 pub mod physical;
+mod problems;
 pub mod spec;
 mod tables;
 

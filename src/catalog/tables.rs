@@ -1,8 +1,8 @@
 //! Checking logical and physical tables: grains, dimensions and metrics exist, Parquet files
 //! open, every referenced column is in the schema, and every metric can be computed.
 
-use super::load::{Defined, Problems, valid_name};
 use super::physical::{self, PhysicalKind, PhysicalTable};
+use super::problems::{Defined, Problems, valid_name};
 use super::spec::{PhysicalSpec, TableSpec};
 use super::{Catalog, LogicalTable, Metric, MetricKind};
 use crate::engine::plan::{AggFunc, AggInput};

@@ -3,7 +3,7 @@
 
 use super::EngineError;
 use super::plan::PredOp;
-use crate::catalog::expr::{BinOp, Expr};
+use crate::expr::{BinOp, Expr};
 use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, Float64Array, Int64Array};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
@@ -419,8 +419,7 @@ fn apply_slice(op: BinOp, v: &mut [f64], w: &[f64], swap: bool) {
 
 /// Time values of a batch in UTC ms.
 pub fn time_ms(name: &str, arr: &ArrayRef) -> Result<Vec<i64>, EngineError> {
-    let to_ms =
-        crate::catalog::physical::time_unit_to_ms(arr.data_type()).ok_or_else(|| unsupported(name, arr.data_type()))?;
+    let to_ms = crate::datafile::time_unit_to_ms(arr.data_type()).ok_or_else(|| unsupported(name, arr.data_type()))?;
     let v = arrow::compute::cast(arr, &DataType::Int64).map_err(EngineError::arrow)?;
     let v = v.as_primitive::<Int64Type>();
     // Null times never fall in a bucket.

@@ -6,7 +6,7 @@ use super::accum::{Acc, Value};
 use super::buckets::Buckets;
 use super::group::{GroupTable, Partial};
 use super::plan::{OutputKind, OutputMetric, QueryPlan};
-use crate::catalog::expr::{BinOp, Expr};
+use crate::expr::{BinOp, Expr};
 use crate::time::{self, Grain};
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};

@@ -8,7 +8,7 @@ use super::buckets::{Buckets, SKIP};
 use super::columns::{self, DimCodes};
 use super::hll::hash_str;
 use super::plan::{AggFunc, AggInput, QueryPlan};
-use crate::catalog::expr::Expr;
+use crate::expr::Expr;
 use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, Float64Array, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
 use rustc_hash::FxHashMap;

@@ -53,7 +53,7 @@ impl EngineError {
     }
 
     /// A failure reading `f`, naming it relative to the data root (never the absolute path).
-    pub fn file(f: &crate::catalog::physical::DataFile, e: impl std::fmt::Display) -> EngineError {
+    pub fn file(f: &crate::datafile::DataFile, e: impl std::fmt::Display) -> EngineError {
         EngineError::File { file: f.name.clone(), message: e.to_string() }
     }
 }

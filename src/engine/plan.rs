@@ -1,7 +1,7 @@
 //! The engine's input: a [`QueryPlan`], free of HTTP and URL types (DESIGN §8).
 
-use crate::catalog::expr::Expr;
-use crate::catalog::physical::DataFile;
+use crate::datafile::DataFile;
+use crate::expr::Expr;
 use crate::time::{Grain, Interval};
 use chrono_tz::Tz;
 use std::sync::Arc;

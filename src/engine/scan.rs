@@ -6,7 +6,7 @@ use super::buckets::Buckets;
 use super::group::{BatchContext, Partial};
 use super::pages;
 use super::plan::{CancelToken, PredOp, QueryPlan};
-use crate::catalog::physical::DataFile;
+use crate::datafile::DataFile;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
 use parquet::arrow::ProjectionMask;

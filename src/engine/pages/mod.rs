@@ -23,7 +23,7 @@ use super::EngineError;
 use super::buckets::SKIP;
 use super::group::{BatchContext, Partial};
 use super::plan::QueryPlan;
-use crate::catalog::physical::DataFile;
+use crate::datafile::DataFile;
 use arrow::array::{ArrayRef, Float64Array, Int64Array};
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::DataType;
@@ -105,7 +105,7 @@ pub fn prepare(plan: &QueryPlan, f: &DataFile, rg: usize, constant: bool) -> Opt
             if !s.dims.is_empty() || !s.filters.is_empty() || s.array {
                 return None;
             }
-            s.time = Some(crate::catalog::physical::time_unit_to_ms(&dt)?);
+            s.time = Some(crate::datafile::time_unit_to_ms(&dt)?);
             if !matches!(s.phys, Phys::INT32 | Phys::INT64) {
                 return None;
             }
