@@ -29,6 +29,10 @@ pub struct AppState {
     pub trusted_proxies: Vec<crate::net::Net>,
     /// Signs and checks share links.
     pub share: crate::share::Signer,
+    /// `query.default_asyncAfter`, parsed once.
+    pub default_async_after: crate::grammar::async_after::AsyncAfter,
+    /// Answers kept for repeats, other pages and other formats.
+    pub cache: crate::query::cache::Cache,
     /// Physical tables whose data files failed to read, with the last error (`/status`).
     pub degraded: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
@@ -65,7 +69,15 @@ impl AppState {
             let key = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
             crate::share::Signer::new(key.as_bytes())
         });
+        let default_async_after = crate::grammar::async_after::parse(&config.query.default_asyncAfter)
+            .unwrap_or(crate::grammar::async_after::AsyncAfter::Never);
+        let cache = crate::query::cache::Cache::new(
+            config.cache.max_bytes as usize,
+            std::time::Duration::from_secs(config.cache.ttl_seconds),
+        );
         AppState {
+            default_async_after,
+            cache,
             share,
             trusted_proxies,
             config,
@@ -167,6 +179,7 @@ impl AppState {
     /// snapshot's dimension values are computed now rather than in a request.
     fn after_swap(&self) {
         self.degraded.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.cache.clear();
         crate::request::values::warm(&self.catalog());
     }
 

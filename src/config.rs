@@ -16,6 +16,28 @@ pub struct GatewayConfig {
     pub jobs: JobsConfig,
     pub catalog: CatalogConfig,
     pub auth: AuthConfig,
+    pub cache: CacheConfig,
+}
+
+/// The result cache and HTTP caching (issue 15).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Bytes of answers kept in memory (least recently used out); 0 turns the cache off.
+    /// Default 268435456 (256 MiB).
+    pub max_bytes: u64,
+    /// How long an answer is kept at most, in seconds (a new data snapshot drops it at once).
+    /// Default 300.
+    pub ttl_seconds: u64,
+    /// `Cache-Control: max-age` of data answers, in seconds: how long a browser or proxy may
+    /// reuse one without asking (it then revalidates with its ETag). Default 0.
+    pub max_age_seconds: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { max_bytes: 256 << 20, ttl_seconds: 300, max_age_seconds: 0 }
+    }
 }
 
 /// Identity (DESIGN §6): off by default, everyone is `anonymous`.

@@ -158,6 +158,13 @@ impl Admission {
     /// Admits one data request of the caller `key` for `uri`; `ui` (granted by a role, never
     /// by a header) selects the UI per-caller limit.
     pub fn admit(&self, key: &str, ui: bool, uri: &str) -> Result<Permit, Error> {
+        self.check_rate(key, uri)?;
+        self.admit_running(key, ui, uri)
+    }
+
+    /// The per-user request rate alone: every data request counts, answered from the cache or
+    /// not.
+    pub fn check_rate(&self, key: &str, uri: &str) -> Result<(), Error> {
         if let Some(rate) = &self.rate
             && let Err(wait) = rate.check(key)
         {
@@ -169,6 +176,11 @@ impl Admission {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The concurrency limits alone: for a query that is about to run.
+    pub fn admit_running(&self, key: &str, ui: bool, uri: &str) -> Result<Permit, Error> {
         let limit = if ui { self.cfg.request_limit_ui } else { self.cfg.request_limit_per_user };
         self.counts.take(key, 1, cap(self.cfg.request_limit_global), cap(limit)).map_err(|over| {
             let which = match over {

@@ -46,6 +46,7 @@ impl Snapshots {
     /// Serves `catalog` as version 1; reloads read `tables_dir` against `data_root`.
     pub fn new(mut catalog: Catalog, tables_dir: PathBuf, data_root: PathBuf, clock: Arc<dyn Clock>) -> Snapshots {
         catalog.version = 1;
+        catalog.fingerprint = fingerprint(&catalog, &tables_dir);
         let now = clock.now_ms();
         let status = ReloadStatus { version: 1, loaded_at_ms: now, checked_at_ms: now, ..Default::default() };
         Snapshots {
@@ -104,6 +105,7 @@ impl Snapshots {
         match catalog::load_reusing(&self.tables_dir, &self.data_root, Some(&old)) {
             Ok(mut next) => {
                 next.version = old.version + 1;
+                next.fingerprint = fingerprint(&next, &self.tables_dir);
                 let version = next.version;
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
                 *lock(&self.status) = ReloadStatus {
@@ -122,4 +124,22 @@ impl Snapshots {
             }
         }
     }
+}
+
+/// A digest of what answers depend on: every data file (path, size, modification time) and
+/// the text of every table definition file.
+pub fn fingerprint(catalog: &Catalog, tables_dir: &std::path::Path) -> String {
+    let mut parts: Vec<String> = catalog
+        .footers()
+        .values()
+        .map(|f| format!("{}|{}|{:?}|{}", f.path.display(), f.size_bytes, f.modified, f.time_column))
+        .collect();
+    parts.sort();
+    if let Ok(entries) = std::fs::read_dir(tables_dir) {
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        parts.extend(files.iter().filter_map(|f| std::fs::read_to_string(f).ok()));
+    }
+    let refs: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();
+    crate::digest::digest(&refs)
 }

@@ -33,6 +33,10 @@ pub struct Catalog {
     /// Which snapshot this is (1 for the first load, +1 per reload that changed something);
     /// shown in `/status` and on every API response.
     pub version: u64,
+    /// A digest of everything answers depend on (every data file's path, size and
+    /// modification time, and the table definitions): equal across restarts when nothing
+    /// changed, so it can name answers in ETags and cache keys.
+    pub fingerprint: String,
     pub tables: BTreeMap<String, LogicalTable>,
     pub dimensions: BTreeMap<String, Arc<Dimension>>,
     pub metrics: BTreeMap<String, Metric>,
@@ -188,7 +192,8 @@ impl Catalog {
     pub fn restricted(&self, tables: &BTreeSet<String>) -> Arc<Catalog> {
         let key: Vec<&str> = tables.iter().map(|s| s.as_str()).collect();
         let built: Result<_, std::convert::Infallible> = self.views.get_or_try(&key.join("\n"), || {
-            let mut view = Catalog { version: self.version, ..Catalog::default() };
+            let mut view =
+                Catalog { version: self.version, fingerprint: self.fingerprint.clone(), ..Catalog::default() };
             for t in self.tables.values().filter(|t| tables.contains(&t.name)) {
                 for d in t.dimensions.iter().filter_map(|d| self.dimensions.get(d)) {
                     view.dimensions.insert(d.name.clone(), d.clone());

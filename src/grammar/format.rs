@@ -3,7 +3,7 @@
 use crate::error::{Error, Reason};
 
 /// Response formats of the data endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     Json,
     Csv,

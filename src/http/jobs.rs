@@ -1,14 +1,14 @@
 //! `/v1/jobs`, `/v1/jobs/{ticket}` and `/v1/jobs/{ticket}/results` (spec §8).
 
-use super::data::{Output, RenderSpec, render};
+use super::data::render;
 use super::meta;
 use super::reply::{self, Ctx};
 use crate::app::AppState;
 use crate::error::{Error, Reason};
-use crate::grammar::async_after::{self, AsyncAfter};
-use crate::grammar::format::{self, Format};
-use crate::grammar::paging;
+use crate::grammar::async_after::AsyncAfter;
 use crate::jobs::{self, Job, JobStatus};
+use crate::query::RenderSpec;
+use crate::request::Presentation;
 use std::sync::Arc;
 use std::time::Duration;
 use warp::reply::Response;
@@ -52,12 +52,8 @@ pub fn job(state: &AppState, ctx: &Ctx, ticket: &str) -> Result<Response, Error>
 
 pub async fn results(state: &Arc<AppState>, ctx: &Ctx, ticket: &str) -> Result<Response, Error> {
     let j = visible(state, ctx, ticket)?;
-    let fmt = match ctx.params.get("format") {
-        Some(f) => format::parse(f)?,
-        None => ctx.header("accept").and_then(Format::from_accept).unwrap_or(Format::Json),
-    };
-    let wait = async_after::parse(ctx.params.get("asyncAfter").unwrap_or("never"))?;
-    let paging = paging::parse(ctx.params.get("perPage"), ctx.params.get("page"))?;
+    let presentation = Presentation::read(&ctx.params, ctx.header("accept"))?;
+    let wait = ctx.params.async_after(AsyncAfter::Never)?;
     let j = match wait {
         AsyncAfter::Always => j,
         AsyncAfter::Never => state.jobs.wait(ticket, None).await?.unwrap_or(j),
@@ -71,8 +67,7 @@ pub async fn results(state: &Arc<AppState>, ctx: &Ctx, ticket: &str) -> Result<R
             let batch = crate::workers::run(move || jobs.results(&t))
                 .await
                 .unwrap_or_else(|| Err(Error::internal("reading the job's results failed")))?;
-            let out = Output { format: fmt, paging, filename: ctx.params.get("filename").filter(|f| !f.is_empty()) };
-            render(state, ctx, &spec, batch, &out, None)
+            render(state, ctx, &spec, batch, &presentation, None)
         }
         JobStatus::Failure | JobStatus::Canceled => {
             let (status, body) = j.error.unwrap_or((500, String::new()));

@@ -78,10 +78,7 @@ fn grain_of(g: &str) -> Result<Grain, Error> {
 
 /// A list response: `{"<key>": rows, "meta"?}` in JSON, or CSV; always paginated.
 pub fn list(state: &AppState, ctx: &Ctx, key: &str, rows: Vec<Value>, stem: &str) -> Res {
-    let fmt = match ctx.params.get("format") {
-        Some(f) => format::parse(f)?,
-        None => format::Format::Json,
-    };
+    let fmt = ctx.params.format(ctx.header("accept"))?;
     let (page, show_meta) = pagination::metadata_page(ctx, state.config.query.default_per_page, rows.len())?;
     let slice = &rows[page.range()];
     let mut r = if fmt == format::Format::Csv {

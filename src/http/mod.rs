@@ -8,7 +8,6 @@ pub mod data;
 pub mod jobs;
 pub mod meta;
 pub mod pagination;
-pub mod params;
 pub mod reply;
 pub mod server;
 pub mod share;

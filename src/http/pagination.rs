@@ -47,11 +47,6 @@ impl Page {
     }
 }
 
-/// Reads `perPage`/`page` from the request.
-pub fn requested(ctx: &Ctx) -> Result<Option<Paging>, Error> {
-    Ok(paging::parse(ctx.params.get("perPage"), ctx.params.get("page"))?)
-}
-
 /// Pages `total` rows; `None` when not paginating.
 pub fn page(ctx: &Ctx, paging: Option<Paging>, total: usize) -> Result<Option<Page>, Error> {
     let Some(p) = paging else { return Ok(None) };
@@ -75,7 +70,7 @@ pub fn page(ctx: &Ctx, paging: Option<Paging>, total: usize) -> Result<Option<Pa
 /// Metadata lists are always paginated (default page size from config); `meta` shows only
 /// when there is more than one page or paging was asked for.
 pub fn metadata_page(ctx: &Ctx, default_per_page: usize, total: usize) -> Result<(Page, bool), Error> {
-    let asked = requested(ctx)?;
+    let asked = ctx.params.paging()?;
     let explicit = asked.is_some();
     let p = asked.unwrap_or(Paging { per_page: default_per_page, page: paging::Page::Number(1) });
     let page =

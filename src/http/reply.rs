@@ -1,9 +1,9 @@
 //! Building responses: JSON bodies, errors in Fili's shape, and the headers every response
 //! carries (`X-Request-ID`, CORS).
 
-use super::params::Params;
 use crate::app::AppState;
 use crate::error::Error;
+use crate::request::params::Params;
 use serde_json::Value;
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;

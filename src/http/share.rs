@@ -1,10 +1,10 @@
 //! `GET /v1/share?url=…`: signs a data URL for its caller (see [`crate::share`]). Signing
 //! stores nothing, so the endpoint is as safe to repeat as any other GET.
 
-use super::params::Params;
 use super::reply::{self, Ctx};
 use crate::app::AppState;
 use crate::error::{Error, Reason};
+use crate::request::params::Params;
 use crate::share::{EXPIRES, FREE, SIGNATURE, USER};
 use serde_json::json;
 use warp::reply::Response;
@@ -46,7 +46,7 @@ pub fn share(state: &AppState, ctx: &Ctx) -> Result<Response, Error> {
     let skip = root.split('/').filter(|s| !s.is_empty()).count();
     let rest: Vec<String> = segs.into_iter().skip(skip).collect();
     let data_segs: Vec<&str> = rest.iter().skip(1).map(|s| s.as_str()).collect();
-    super::data::prepare(state, &probe, &data_segs)?;
+    crate::query::prepare(state, &super::data::call(&probe, &data_segs))?;
     let now_s = state.clock.now_ms().div_euclid(1000);
     let expires = now_s.saturating_add(state.auth().share_link_seconds as i64);
     let p = &ctx.principal;

@@ -6,12 +6,10 @@ use super::values::{clause_matches, dimension_rows};
 use crate::catalog::{Catalog, Dimension, LogicalTable, MetricKind};
 use crate::config::GatewayConfig;
 use crate::error::{Error, Reason, java_list};
-use crate::grammar::async_after::{self, AsyncAfter};
+use crate::grammar::async_after::AsyncAfter;
 use crate::grammar::filters::{self, FilterClause, FilterOp};
-use crate::grammar::format::{self, Format};
 use crate::grammar::having::{self, HavingClause};
 use crate::grammar::metrics::{self, MetricRef};
-use crate::grammar::paging::{self, Paging};
 use crate::grammar::show::{self, Show};
 use crate::grammar::sort::{self, SortItem};
 use crate::grammar::{datetime, topn};
@@ -61,18 +59,27 @@ pub struct DataRequest {
     pub sort: Vec<SortItem>,
     pub top_n: Option<usize>,
     pub count: Option<usize>,
-    pub format: Format,
-    pub paging: Option<Paging>,
+}
+
+/// A resolved data request: what it means, how to present it, and when it may become a job.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub meaning: DataRequest,
+    pub presentation: super::Presentation,
+    /// `asyncAfter`, or the configured default.
     pub async_after: AsyncAfter,
-    pub filename: Option<String>,
+    /// Whether `asyncAfter` was in the request (a default does not ask for a job).
+    pub async_after_given: bool,
 }
 
 /// The raw inputs of a data request.
 pub struct DataInput<'a> {
     /// Decoded path segments after `data/`: table, grain, dimensions (with `;show=`).
     pub segments: &'a [String],
-    pub param: &'a dyn Fn(&str) -> Option<String>,
+    pub params: &'a super::params::Params,
     pub accept: Option<&'a str>,
+    /// `query.default_asyncAfter`, parsed once.
+    pub default_async_after: AsyncAfter,
     pub now: i64,
     /// Filters a role always applies (row-level security), in the filters grammar.
     pub forced_filters: &'a [FilterClause],
@@ -86,15 +93,12 @@ fn bad(reason: Reason, msg: impl Into<String>) -> Error {
 }
 
 /// Parses and binds; errors follow spec §3's order.
-pub fn resolve(cat: &Catalog, cfg: &GatewayConfig, input: &DataInput) -> Result<DataRequest, Error> {
-    let p = |n: &str| (input.param)(n);
+pub fn resolve(cat: &Catalog, cfg: &GatewayConfig, input: &DataInput) -> Result<Resolved, Error> {
+    let p = |n: &str| input.params.get(n).map(str::to_string);
     // 1. format, asyncAfter, paging syntax.
-    let format = match p("format") {
-        Some(f) => format::parse(&f)?,
-        None => input.accept.and_then(Format::from_accept).unwrap_or(Format::Json),
-    };
-    let async_after = async_after::parse(&p("asyncAfter").unwrap_or_else(|| cfg.query.default_asyncAfter.clone()))?;
-    let paging = paging::parse(p("perPage").as_deref(), p("page").as_deref())?;
+    let format = input.params.format(input.accept)?;
+    let async_after = input.params.async_after(input.default_async_after)?;
+    let paging = input.params.paging()?;
     // 2. timeZone.
     let tz = match p("timeZone") {
         Some(z) => datetime::parse_time_zone(&z)?,
@@ -172,7 +176,7 @@ pub fn resolve(cat: &Catalog, cfg: &GatewayConfig, input: &DataInput) -> Result<
             "TopN requires at least one metric column to sort on, specified using a query parameter of the form 'sort=metricName|dir' where 'dir' is one of 'asc' (ascending) or 'desc' (descending)",
         ));
     }
-    Ok(DataRequest {
+    let meaning = DataRequest {
         table: table.name.clone(),
         grain,
         tz,
@@ -185,11 +189,10 @@ pub fn resolve(cat: &Catalog, cfg: &GatewayConfig, input: &DataInput) -> Result<
         sort,
         top_n,
         count,
-        format,
-        paging,
-        async_after,
-        filename: p("filename").filter(|f| !f.is_empty()),
-    })
+    };
+    let presentation = super::Presentation { format, paging, filename: input.params.filename().map(str::to_string) };
+    let async_after_given = input.params.get("asyncAfter").is_some();
+    Ok(Resolved { meaning, presentation, async_after, async_after_given })
 }
 
 fn resolve_dimensions(cat: &Catalog, table: &LogicalTable, segs: &[String]) -> Result<Vec<GroupDim>, Error> {

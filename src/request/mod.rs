@@ -3,6 +3,33 @@
 //! endpoint, filter resolution and annotation.
 
 pub mod data;
+pub mod params;
 pub mod values;
+
+use crate::grammar::format::Format;
+use crate::grammar::paging::Paging;
+use serde::{Deserialize, Serialize};
+
+/// How an answer is presented, apart from what it is: the same meaning ([`data::DataRequest`])
+/// in another format, page or file name is the same answer, computed once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presentation {
+    pub format: Format,
+    pub paging: Option<Paging>,
+    /// The `filename` asked for (a download), if any.
+    pub filename: Option<String>,
+}
+
+impl Presentation {
+    /// Reads the presentation parameters (format with its `Accept` fallback, paging,
+    /// filename).
+    pub fn read(params: &params::Params, accept: Option<&str>) -> Result<Presentation, crate::error::Error> {
+        Ok(Presentation {
+            format: params.format(accept)?,
+            paging: params.paging()?,
+            filename: params.filename().map(str::to_string),
+        })
+    }
+}
 
 pub use values::{clause_matches, dimension_rows};

@@ -1,6 +1,8 @@
 //! Response writers for `/data`: JSON, JSON-API, CSV and debug (spec §5). They read the
 //! engine's record batch and the dimension rows; no Parquet or engine internals.
 
+pub mod debug;
+
 use crate::catalog::lookup::LookupTable;
 use crate::request::data::GroupDim;
 use crate::time;

@@ -1,6 +1,13 @@
-//! Query parameters: names case-insensitive and mapped to their canonical spelling, values
-//! percent-decoded; a repeated parameter keeps its first value (JAX-RS behaviour).
+//! Query parameters: the one place raw parameters are read. Names are case-insensitive and
+//! mapped to their canonical spelling, values percent-decoded; a repeated parameter keeps its
+//! first value (JAX-RS behaviour). Parameters shared by several endpoints (format with its
+//! `Accept` fallback, paging, asyncAfter with its default, filename) have typed accessors
+//! here, so every endpoint reads them the same way.
 
+use crate::error::Error;
+use crate::grammar::async_after::{self, AsyncAfter};
+use crate::grammar::format::{self, Format};
+use crate::grammar::paging::{self, Paging};
 use std::collections::HashMap;
 
 /// Every parameter the API knows, in canonical spelling.
@@ -72,6 +79,32 @@ impl Params {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(|s| s.as_str())
+    }
+
+    /// `format`, else what the `Accept` header prefers, else JSON.
+    pub fn format(&self, accept: Option<&str>) -> Result<Format, Error> {
+        match self.get("format") {
+            Some(f) => Ok(format::parse(f)?),
+            None => Ok(accept.and_then(Format::from_accept).unwrap_or(Format::Json)),
+        }
+    }
+
+    /// `perPage` and `page` (both or neither).
+    pub fn paging(&self) -> Result<Option<Paging>, Error> {
+        Ok(paging::parse(self.get("perPage"), self.get("page"))?)
+    }
+
+    /// `asyncAfter`, else `default`.
+    pub fn async_after(&self, default: AsyncAfter) -> Result<AsyncAfter, Error> {
+        match self.get("asyncAfter") {
+            Some(a) => Ok(async_after::parse(a)?),
+            None => Ok(default),
+        }
+    }
+
+    /// `filename` when given and not empty.
+    pub fn filename(&self) -> Option<&str> {
+        self.get("filename").filter(|f| !f.is_empty())
     }
 
     /// The query string with `page`/`perPage` replaced (pagination links), other parameters
