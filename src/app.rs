@@ -32,7 +32,7 @@ pub struct AppState {
     /// `query.default_asyncAfter`, parsed once.
     pub default_async_after: crate::grammar::async_after::AsyncAfter,
     /// Answers kept for repeats, other pages and other formats.
-    pub cache: crate::query::cache::Cache,
+    pub cache: crate::cache::Cache,
     /// Physical tables whose data files failed to read, with the last error (`/status`).
     pub degraded: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
@@ -71,7 +71,7 @@ impl AppState {
         });
         let default_async_after = crate::grammar::async_after::parse(&config.query.default_asyncAfter)
             .unwrap_or(crate::grammar::async_after::AsyncAfter::Never);
-        let cache = crate::query::cache::Cache::new(
+        let cache = crate::cache::Cache::new(
             config.cache.max_bytes as usize,
             std::time::Duration::from_secs(config.cache.ttl_seconds),
         );

@@ -213,6 +213,10 @@ pub struct QueryConfig {
     /// page decoder (dictionary indices grouped and filtered directly); false sends every
     /// row group through the Arrow reader. Default true.
     pub page_decoder: bool,
+    /// CSV text cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
+    /// `@`, tab or carriage return, and not a plain number) are prefixed with `'` (OWASP's
+    /// CSV-injection guidance). Default true.
+    pub csv_formula_protection: bool,
 }
 
 impl Default for QueryConfig {
@@ -234,6 +238,7 @@ impl Default for QueryConfig {
             worker_nice: 10,
             scan_threads: 0,
             page_decoder: true,
+            csv_formula_protection: true,
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod catalog;
 pub mod clock;
 pub mod config;

@@ -65,7 +65,13 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn render(&self, admission: &crate::limits::Admission, c: &Counters, jobs: &crate::jobs::Jobs) -> String {
+    pub fn render(
+        &self,
+        admission: &crate::limits::Admission,
+        c: &Counters,
+        jobs: &crate::jobs::Jobs,
+        cache: CacheStats,
+    ) -> String {
         let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         out.push_str("# HELP quiver_requests_total HTTP requests by endpoint and status.\n# TYPE quiver_requests_total counter\n");
@@ -125,6 +131,20 @@ impl Metrics {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
+        for (name, kind, help, v) in [
+            ("quiver_cache_hits_total", "counter", "Data answers served from the result cache.", cache.hits),
+            ("quiver_cache_misses_total", "counter", "Data answers not in the result cache.", cache.misses),
+            (
+                "quiver_cache_evictions_total",
+                "counter",
+                "Answers evicted to stay within cache.max_bytes.",
+                cache.evictions,
+            ),
+            ("quiver_cache_bytes", "gauge", "Bytes of answers held by the result cache.", cache.bytes),
+            ("quiver_cache_entries", "gauge", "Answers held by the result cache.", cache.entries),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        }
         out.push_str("# HELP quiver_jobs Jobs in the store by status.\n# TYPE quiver_jobs gauge\n");
         let mut by_status: BTreeMap<&str, usize> =
             ["pending", "success", "failure", "canceled"].iter().map(|s| (*s, 0)).collect();
@@ -147,4 +167,14 @@ pub struct Counters {
     pub bytes_scanned: std::sync::atomic::AtomicU64,
     pub row_groups_scanned: std::sync::atomic::AtomicU64,
     pub row_groups_pruned: std::sync::atomic::AtomicU64,
+}
+
+/// The result cache's counts, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub bytes: u64,
+    pub entries: u64,
 }

@@ -16,7 +16,7 @@ pub const EXPIRES: &str = "shareExpires";
 /// The link parameter holding the hex signature.
 pub const SIGNATURE: &str = "shareSignature";
 /// Parameters a link's holder may change: how the answer is presented, not what it is.
-pub const FREE: [&str; 4] = ["format", "page", "perPage", "filename"];
+pub const FREE: [&str; 5] = ["format", "page", "perPage", "filename", "csvDates"];
 
 /// The key share links are signed with.
 pub struct Signer {

@@ -9,6 +9,9 @@ pub enum Format {
     Csv,
     JsonApi,
     Debug,
+    /// Arrow IPC stream.
+    Arrow,
+    Parquet,
 }
 
 impl Format {
@@ -18,6 +21,8 @@ impl Format {
             Format::Csv => "csv",
             Format::JsonApi => "jsonapi",
             Format::Debug => "debug",
+            Format::Arrow => "arrow",
+            Format::Parquet => "parquet",
         }
     }
 
@@ -25,6 +30,8 @@ impl Format {
     pub fn extension(self) -> &'static str {
         match self {
             Format::Csv => ".csv",
+            Format::Arrow => ".arrow",
+            Format::Parquet => ".parquet",
             _ => ".json",
         }
     }
@@ -37,6 +44,10 @@ impl Format {
             Some(Format::JsonApi)
         } else if accept.contains("text/csv") {
             Some(Format::Csv)
+        } else if accept.contains("application/vnd.apache.arrow.stream") {
+            Some(Format::Arrow)
+        } else if accept.contains("application/vnd.apache.parquet") || accept.contains("application/x-parquet") {
+            Some(Format::Parquet)
         } else {
             None
         }
@@ -65,6 +76,8 @@ pub fn parse(s: &str) -> Result<Format, FormatError> {
         "csv" => Ok(Format::Csv),
         "jsonapi" => Ok(Format::JsonApi),
         "debug" => Ok(Format::Debug),
+        "arrow" => Ok(Format::Arrow),
+        "parquet" => Ok(Format::Parquet),
         _ => Err(FormatError(s.to_string())),
     }
 }
@@ -105,6 +118,44 @@ pub fn download_name(given: Option<&str>, default_stem: &str, format: Format, ma
         stem.truncate(max_len as usize);
     }
     format!("{stem}{ext}")
+}
+
+/// The `Content-Disposition` of a download: Fili's `attachment; filename=NAME` with the
+/// ASCII-safe name, plus RFC 6266's `filename*=UTF-8''…` carrying the name as given when
+/// making it safe changed it (`Données été` → `filename=Donn_es__t_.csv;
+/// filename*=UTF-8''Donn%C3%A9es%20%C3%A9t%C3%A9.csv`).
+pub fn content_disposition(given: Option<&str>, default_stem: &str, format: Format, max_len: i64) -> String {
+    let ascii = download_name(given, default_stem, format, max_len);
+    let mut out = format!("attachment; filename={ascii}");
+    let ext = format.extension();
+    if let Some(g) = given {
+        // The name as given, minus what no file name may hold (path separators, controls).
+        let mut stem: String = g.chars().filter(|c| !c.is_control() && !matches!(c, '/' | '\\')).collect();
+        while stem.to_lowercase().ends_with(ext) && stem.len() > ext.len() {
+            stem.truncate(stem.len() - ext.len());
+        }
+        if max_len > 0 {
+            stem = stem.chars().take(max_len as usize).collect();
+        }
+        let full = format!("{stem}{ext}");
+        if !stem.is_empty() && full != ascii {
+            const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+                .remove(b'!')
+                .remove(b'#')
+                .remove(b'$')
+                .remove(b'&')
+                .remove(b'+')
+                .remove(b'-')
+                .remove(b'.')
+                .remove(b'^')
+                .remove(b'_')
+                .remove(b'`')
+                .remove(b'|')
+                .remove(b'~');
+            out.push_str(&format!("; filename*=UTF-8''{}", percent_encoding::utf8_percent_encode(&full, ATTR)));
+        }
+    }
+    out
 }
 
 /// Fili's default name: path segments joined by `-`, then `_` and the `dateTime` value,
@@ -152,6 +203,18 @@ mod tests {
         assert_eq!(download_name(Some("report"), "d", Format::Json, -1), "report.json");
         assert_eq!(download_name(Some("a/b\\c"), "d", Format::Csv, -1), "a_b_c.csv");
         assert_eq!(download_name(Some("abcdefgh"), "d", Format::Csv, 3), "abc.csv");
+    }
+
+    #[test]
+    fn non_ascii_names_get_filename_star() {
+        assert_eq!(
+            content_disposition(Some("Données été"), "d", Format::Csv, -1),
+            "attachment; filename=Donn_es__t_.csv; filename*=UTF-8''Donn%C3%A9es%20%C3%A9t%C3%A9.csv"
+        );
+        assert_eq!(content_disposition(Some("june"), "d", Format::Csv, -1), "attachment; filename=june.csv");
+        assert_eq!(content_disposition(None, "d", Format::Parquet, -1), "attachment; filename=d.parquet");
+        let evil = content_disposition(Some("a\r\nSet-Cookie: x;\"y"), "d", Format::Csv, -1);
+        assert!(!evil.contains(['\r', '\n', '"']), "{evil}");
     }
 
     #[test]

@@ -129,21 +129,26 @@ pub fn render(
     let (chunks, content_type): (Chunks, &str) = match out.format {
         Format::Json | Format::Debug => (Box::new(response::json(view)), "application/json; charset=utf-8"),
         Format::JsonApi => (Box::new(response::jsonapi(view)), "application/json; charset=utf-8"),
-        Format::Csv => (Box::new(response::csv(view)), "text/csv; charset=utf-8"),
+        Format::Csv => {
+            let protect = state.config.query.csv_formula_protection;
+            let options = response::CsvOptions { protect, spreadsheet_dates: out.spreadsheet_dates };
+            (Box::new(response::csv(view, options)), "text/csv; charset=utf-8")
+        }
+        Format::Arrow => (Box::new(response::typed::arrow(view)), "application/vnd.apache.arrow.stream"),
+        Format::Parquet => {
+            let bytes = response::typed::parquet(&view).map_err(Error::internal)?;
+            (Box::new(std::iter::once(bytes)), "application/vnd.apache.parquet")
+        }
     };
     let mut r = if rows <= body::INLINE_ROWS { body::whole(chunks) } else { body::streamed(chunks, (permit, held)) };
     reply::set_header(&mut r, "content-type", content_type);
     if let Some(p) = &page {
         p.add_link_header(&mut r);
     }
-    if out.format == Format::Csv || out.filename.is_some() {
-        let name = format::download_name(
-            out.filename.as_deref(),
-            &spec.stem,
-            out.format,
-            state.config.query.download_file_max_name_length,
-        );
-        reply::set_header(&mut r, "content-disposition", &format!("attachment; filename={name}"));
+    if matches!(out.format, Format::Csv | Format::Arrow | Format::Parquet) || out.filename.is_some() {
+        let max = state.config.query.download_file_max_name_length;
+        let cd = format::content_disposition(out.filename.as_deref(), &spec.stem, out.format, max);
+        reply::set_header(&mut r, "content-disposition", &cd);
     }
     Ok(r)
 }

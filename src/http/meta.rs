@@ -82,7 +82,7 @@ pub fn list(state: &AppState, ctx: &Ctx, key: &str, rows: Vec<Value>, stem: &str
     let (page, show_meta) = pagination::metadata_page(ctx, state.config.query.default_per_page, rows.len())?;
     let slice = &rows[page.range()];
     let mut r = if fmt == format::Format::Csv {
-        reply::body(200, metadata_csv(slice), "text/csv; charset=utf-8")
+        reply::body(200, metadata_csv(slice, state.config.query.csv_formula_protection), "text/csv; charset=utf-8")
     } else {
         let mut body = Map::new();
         body.insert(key.into(), Value::Array(slice.to_vec()));
@@ -97,15 +97,15 @@ pub fn list(state: &AppState, ctx: &Ctx, key: &str, rows: Vec<Value>, stem: &str
 }
 
 fn download_header(state: &AppState, ctx: &Ctx, r: &mut Response, fmt: format::Format, stem: &str) {
-    let given = ctx.params.get("filename").filter(|f| !f.is_empty());
+    let given = ctx.params.filename();
     if fmt == format::Format::Csv || given.is_some() {
-        let name = format::download_name(given, stem, fmt, state.config.query.download_file_max_name_length);
-        reply::set_header(r, "content-disposition", &format!("attachment; filename={name}"));
+        let max = state.config.query.download_file_max_name_length;
+        reply::set_header(r, "content-disposition", &format::content_disposition(given, stem, fmt, max));
     }
 }
 
 /// CSV of metadata rows: header from the first row's keys; nested values as JSON text.
-fn metadata_csv(rows: &[Value]) -> Vec<u8> {
+fn metadata_csv(rows: &[Value], protect: bool) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     if let Some(Value::Object(first)) = rows.first() {
         let keys: Vec<&String> = first.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k).collect();
@@ -114,6 +114,7 @@ fn metadata_csv(rows: &[Value]) -> Vec<u8> {
             let rec: Vec<String> = keys
                 .iter()
                 .map(|k| match row.get(k.as_str()) {
+                    Some(Value::String(s)) if protect => crate::response::neutralized(s).into_owned(),
                     Some(Value::String(s)) => s.clone(),
                     Some(Value::Null) | None => String::new(),
                     Some(v) => v.to_string(),

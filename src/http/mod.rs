@@ -106,7 +106,7 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
                 "/metrics needs the status token (auth.status_token_sha256) or an admin's token: send 'Authorization: Bearer <token>'.",
             ));
         }
-        let text = state.metrics.render(&state.admission, &state.counters, &state.jobs);
+        let text = state.metrics.render(&state.admission, &state.counters, &state.jobs, state.cache.stats());
         return Ok(reply::body(200, text.into_bytes(), "text/plain; version=0.0.4; charset=utf-8"));
     }
     let rest: Vec<String> = match ctx.path.strip_prefix(root) {

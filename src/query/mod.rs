@@ -4,10 +4,12 @@
 //! queries, and the validators (ETag, Last-Modified) that let a client skip a repeat. No HTTP
 //! type enters here: the HTTP layer builds a [`Call`] and renders the [`Answer`].
 
-pub mod cache;
 mod fresh;
 
+pub use crate::response::RenderSpec;
 pub use fresh::{Prepared, prepare};
+
+use crate::cache;
 
 use crate::app::AppState;
 use crate::auth::{Principal, Scope};
@@ -22,7 +24,6 @@ use crate::request::data::DataRequest;
 use crate::request::params::Params;
 use crate::time::{self, Grain, Interval};
 use arrow::array::RecordBatch;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -45,17 +46,6 @@ pub struct Call {
     pub no_cache: bool,
     /// `If-None-Match`, as sent.
     pub if_none_match: Option<String>,
-}
-
-/// How to render a result later (kept with cached answers and stored with async jobs).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RenderSpec {
-    pub tz: String,
-    /// Grouping dimensions and the indices of their shown fields.
-    pub dims: Vec<(String, Vec<usize>)>,
-    pub missing: Vec<String>,
-    /// Default download name without extension.
-    pub stem: String,
 }
 
 /// What lets a client (or a cache in between) reuse an answer.

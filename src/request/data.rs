@@ -190,7 +190,12 @@ pub fn resolve(cat: &Catalog, cfg: &GatewayConfig, input: &DataInput) -> Result<
         top_n,
         count,
     };
-    let presentation = super::Presentation { format, paging, filename: input.params.filename().map(str::to_string) };
+    let presentation = super::Presentation {
+        format,
+        paging,
+        filename: input.params.filename().map(str::to_string),
+        spreadsheet_dates: input.params.spreadsheet_dates()?,
+    };
     let async_after_given = input.params.get("asyncAfter").is_some();
     Ok(Resolved { meaning, presentation, async_after, async_after_given })
 }

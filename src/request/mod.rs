@@ -18,6 +18,8 @@ pub struct Presentation {
     pub paging: Option<Paging>,
     /// The `filename` asked for (a download), if any.
     pub filename: Option<String>,
+    /// `csvDates=spreadsheet`: CSV dates spelled so that spreadsheets import them as dates.
+    pub spreadsheet_dates: bool,
 }
 
 impl Presentation {
@@ -28,6 +30,7 @@ impl Presentation {
             format: params.format(accept)?,
             paging: params.paging()?,
             filename: params.filename().map(str::to_string),
+            spreadsheet_dates: params.spreadsheet_dates()?,
         })
     }
 }

@@ -11,7 +11,7 @@ use crate::grammar::paging::{self, Paging};
 use std::collections::HashMap;
 
 /// Every parameter the API knows, in canonical spelling.
-pub const KNOWN: [&str; 19] = [
+pub const KNOWN: [&str; 20] = [
     "metrics",
     "dateTime",
     "filters",
@@ -28,6 +28,7 @@ pub const KNOWN: [&str; 19] = [
     "_cache",
     "query",
     "show",
+    "csvDates",
     crate::share::USER,
     crate::share::EXPIRES,
     crate::share::SIGNATURE,
@@ -99,6 +100,19 @@ impl Params {
         match self.get("asyncAfter") {
             Some(a) => Ok(async_after::parse(a)?),
             None => Ok(default),
+        }
+    }
+
+    /// `csvDates=spreadsheet`: CSV `dateTime` as `2013-06-01T13:45:10`, which spreadsheets
+    /// import as a date; `fili` (the default) keeps Fili's `2013-06-01 13:45:10.000`.
+    pub fn spreadsheet_dates(&self) -> Result<bool, Error> {
+        match self.get("csvDates").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("fili") => Ok(false),
+            Some("spreadsheet") => Ok(true),
+            Some(other) => Err(Error::new(
+                crate::error::Reason::FormatInvalid,
+                format!("csvDates '{other}' is unknown. Choose from 'fili', 'spreadsheet'."),
+            )),
         }
     }
 

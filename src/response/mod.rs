@@ -2,6 +2,7 @@
 //! engine's record batch and the dimension rows; no Parquet or engine internals.
 
 pub mod debug;
+pub mod typed;
 
 use crate::catalog::lookup::LookupTable;
 use crate::request::data::GroupDim;
@@ -12,6 +13,17 @@ use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 use std::ops::Range;
 use std::sync::Arc;
+
+/// How to render a result later (kept with cached answers and stored with async jobs).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RenderSpec {
+    pub tz: String,
+    /// Grouping dimensions and the indices of their shown fields.
+    pub dims: Vec<(String, Vec<usize>)>,
+    pub missing: Vec<String>,
+    /// Default download name without extension.
+    pub stem: String,
+}
 
 /// A page of a shaped result, ready to render.
 pub struct View {
@@ -33,6 +45,12 @@ impl View {
         time::format_local(self.tz, t)
     }
 
+    /// `dateTime` as ISO 8601 without zone or fraction (`2013-06-01T13:45:10`).
+    fn spreadsheet_time(&self, i: usize) -> String {
+        let t = self.batch.column(0).as_primitive::<TimestampMillisecondType>().value(i);
+        time::to_local(self.tz, t).format("%Y-%m-%dT%H:%M:%S").to_string()
+    }
+
     fn key(&self, d: usize, i: usize) -> &str {
         self.batch.column(1 + d).as_string::<i32>().value(i)
     }
@@ -46,7 +64,8 @@ impl View {
         self.lookups[d].get(key).and_then(|r| r.get(f)).map(|s| s.as_str()).unwrap_or("")
     }
 
-    fn metric_columns(&self) -> Vec<(String, ArrayRef)> {
+    /// The metric columns, by output name.
+    pub fn metric_columns(&self) -> Vec<(String, ArrayRef)> {
         let n = self.dims.len();
         self.batch
             .schema()
@@ -322,17 +341,46 @@ pub fn csv_cell(s: &str, out: &mut Vec<u8>) {
     }
 }
 
+/// A text cell that a spreadsheet would run as a formula gets a leading `'` (OWASP's
+/// CSV-injection guidance); plain numbers such as `-5` are left alone.
+pub fn csv_text(s: &str, protect: bool, out: &mut Vec<u8>) {
+    if protect {
+        csv_cell(&neutralized(s), out);
+    } else {
+        csv_cell(s, out);
+    }
+}
+
+/// `s` with a leading `'` when a spreadsheet would run it as a formula.
+pub fn neutralized(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.trim().parse::<f64>().is_err() {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// How CSV cells are written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CsvOptions {
+    /// Neutralise text cells that would run as formulas ([`csv_text`]).
+    pub protect: bool,
+    /// `dateTime` as `2013-06-01T13:45:10`, which spreadsheets import as a date.
+    pub spreadsheet_dates: bool,
+}
+
 /// CSV: a header line of `dateTime`, `dimension|field` and metric names, then one line a row.
-pub fn csv(view: Arc<View>) -> Chunks<CsvRows> {
+pub fn csv(view: Arc<View>, options: CsvOptions) -> Chunks<CsvRows> {
     let headers = view.dim_headers();
     let metrics = view.metric_columns();
-    chunks(view, CsvRows { headers, metrics })
+    chunks(view, CsvRows { headers, metrics, options })
 }
 
 /// The CSV format's row writer.
 pub struct CsvRows {
     headers: Vec<(usize, usize, String)>,
     metrics: Vec<(String, ArrayRef)>,
+    options: CsvOptions,
 }
 
 impl RowWriter for CsvRows {
@@ -347,10 +395,14 @@ impl RowWriter for CsvRows {
     }
 
     fn row(&mut self, view: &View, i: usize, _: bool, out: &mut Vec<u8>) {
-        csv_cell(&view.time(i), out);
+        if self.options.spreadsheet_dates {
+            csv_cell(&view.spreadsheet_time(i), out);
+        } else {
+            csv_cell(&view.time(i), out);
+        }
         for (d, f, _) in &self.headers {
             out.push(b',');
-            csv_cell(view.field_ref(*d, *f, i), out);
+            csv_text(view.field_ref(*d, *f, i), self.options.protect, out);
         }
         for (_, col) in &self.metrics {
             out.push(b',');
@@ -360,4 +412,21 @@ impl RowWriter for CsvRows {
     }
 
     fn tail(&mut self, _: &View, _: &mut Vec<u8>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_numbers_are_not() {
+        for (cell, want) in
+            [("=1+1", "'=1+1"), ("@SUM(A1)", "'@SUM(A1)"), ("+1+1", "'+1+1"), ("-1+1", "'-1+1"), ("\tx", "'\tx")]
+        {
+            assert_eq!(neutralized(cell), want);
+        }
+        for cell in ["-5", "+3.5", "plain", "a=b", ""] {
+            assert_eq!(neutralized(cell), cell);
+        }
+    }
 }

@@ -7,8 +7,8 @@
 //! asks (user, grants, row-level filters) and the data snapshot's fingerprint. Entries of an
 //! older snapshot are never hit, and are dropped when a new snapshot serves.
 
-use super::RenderSpec;
 use crate::engine::ScanStats;
+use crate::response::RenderSpec;
 use arrow::array::RecordBatch;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -47,15 +47,7 @@ struct Inner {
     bytes: usize,
 }
 
-/// Counts for `/metrics`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CacheStats {
-    pub hits: u64,
-    pub misses: u64,
-    pub evictions: u64,
-    pub bytes: u64,
-    pub entries: u64,
-}
+pub use crate::metrics::CacheStats;
 
 /// The LRU result cache.
 pub struct Cache {
