@@ -33,6 +33,8 @@ pub struct AppState {
     pub default_async_after: crate::grammar::async_after::AsyncAfter,
     /// Answers kept for repeats, other pages and other formats.
     pub cache: crate::cache::Cache,
+    /// Rendered small bodies, by representation: a repeat costs no rendering.
+    pub bodies: crate::cache::Cache<crate::cache::Rendered>,
     /// Physical tables whose data files failed to read, with the last error (`/status`).
     pub degraded: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
@@ -71,13 +73,15 @@ impl AppState {
         });
         let default_async_after = crate::grammar::async_after::parse(&config.query.default_asyncAfter)
             .unwrap_or(crate::grammar::async_after::AsyncAfter::Never);
-        let cache = crate::cache::Cache::new(
-            config.cache.max_bytes as usize,
-            std::time::Duration::from_secs(config.cache.ttl_seconds),
-        );
+        // Three quarters of the budget for answers, one for rendered bodies.
+        let ttl = std::time::Duration::from_secs(config.cache.ttl_seconds);
+        let budget = config.cache.max_bytes as usize;
+        let cache = crate::cache::Cache::new(budget - budget / 4, ttl);
+        let bodies = crate::cache::Cache::<crate::cache::Rendered>::new(budget / 4, ttl);
         AppState {
             default_async_after,
             cache,
+            bodies,
             share,
             trusted_proxies,
             config,
@@ -180,6 +184,7 @@ impl AppState {
     fn after_swap(&self) {
         self.degraded.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.cache.clear();
+        self.bodies.clear();
         crate::request::values::warm(&self.catalog());
     }
 

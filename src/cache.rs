@@ -26,6 +26,47 @@ pub struct Entry {
     at: Instant,
 }
 
+/// What a cache holds: something that knows its size and age.
+pub trait Weighed {
+    /// Bytes it holds.
+    fn bytes(&self) -> usize;
+    /// When it was made.
+    fn made(&self) -> Instant;
+}
+
+impl Weighed for Entry {
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+    fn made(&self) -> Instant {
+        self.at
+    }
+}
+
+/// A rendered small answer: its body and the headers that belong to the representation
+/// (content type, links, download name), kept so that a repeat costs no rendering.
+pub struct Rendered {
+    pub body: bytes::Bytes,
+    pub headers: Vec<(&'static str, String)>,
+    at: Instant,
+}
+
+impl Rendered {
+    /// A rendered body with its headers.
+    pub fn new(body: bytes::Bytes, headers: Vec<(&'static str, String)>) -> Rendered {
+        Rendered { body, headers, at: Instant::now() }
+    }
+}
+
+impl Weighed for Rendered {
+    fn bytes(&self) -> usize {
+        self.body.len() + 256 + self.headers.iter().map(|h| h.1.len()).sum::<usize>()
+    }
+    fn made(&self) -> Instant {
+        self.at
+    }
+}
+
 impl Entry {
     /// An entry for `batch`.
     pub fn new(
@@ -39,19 +80,24 @@ impl Entry {
     }
 }
 
-#[derive(Default)]
-struct Inner {
-    map: HashMap<String, (Arc<Entry>, u64)>,
+struct Inner<V> {
+    map: HashMap<String, (Arc<V>, u64)>,
     order: BTreeMap<u64, String>,
     tick: u64,
     bytes: usize,
 }
 
+impl<V> Default for Inner<V> {
+    fn default() -> Self {
+        Inner { map: HashMap::new(), order: BTreeMap::new(), tick: 0, bytes: 0 }
+    }
+}
+
 pub use crate::metrics::CacheStats;
 
-/// The LRU result cache.
-pub struct Cache {
-    inner: Mutex<Inner>,
+/// An LRU cache bounded in bytes (answers, or rendered bodies).
+pub struct Cache<V = Entry> {
+    inner: Mutex<Inner<V>>,
     max_bytes: usize,
     ttl: Duration,
     hits: AtomicU64,
@@ -59,9 +105,9 @@ pub struct Cache {
     evictions: AtomicU64,
 }
 
-impl Cache {
+impl<V: Weighed> Cache<V> {
     /// A cache of at most `max_bytes` (0 disables it) whose entries live `ttl`.
-    pub fn new(max_bytes: usize, ttl: Duration) -> Cache {
+    pub fn new(max_bytes: usize, ttl: Duration) -> Cache<V> {
         Cache {
             inner: Mutex::new(Inner::default()),
             max_bytes,
@@ -72,16 +118,16 @@ impl Cache {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner<V>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The entry under `key`, if present and younger than the TTL (counted as a hit or miss).
-    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+    pub fn get(&self, key: &str) -> Option<Arc<V>> {
         let mut g = self.lock();
         let found = g.map.get(key).map(|(e, t)| (e.clone(), *t));
         let hit = match found {
-            Some((e, _)) if e.at.elapsed() > self.ttl => {
+            Some((e, _)) if e.made().elapsed() > self.ttl => {
                 remove(&mut g, key);
                 None
             }
@@ -104,22 +150,22 @@ impl Cache {
 
     /// Keeps `entry` under `key`, evicting the least recently used entries to stay within the
     /// byte bound. An entry larger than half the bound is not kept.
-    pub fn put(&self, key: String, entry: Arc<Entry>) -> bool {
-        if entry.bytes > self.max_bytes / 2 {
+    pub fn put(&self, key: String, entry: Arc<V>) -> bool {
+        if entry.bytes() > self.max_bytes / 2 {
             return false;
         }
         let mut g = self.lock();
         remove(&mut g, &key);
-        while g.bytes + entry.bytes > self.max_bytes {
+        while g.bytes + entry.bytes() > self.max_bytes {
             let Some((_, oldest)) = g.order.pop_first() else { break };
             if let Some((e, _)) = g.map.remove(&oldest) {
-                g.bytes -= e.bytes;
+                g.bytes -= e.bytes();
                 self.evictions.fetch_add(1, Relaxed);
             }
         }
         g.tick += 1;
         let tick = g.tick;
-        g.bytes += entry.bytes;
+        g.bytes += entry.bytes();
         g.order.insert(tick, key.clone());
         g.map.insert(key, (entry, tick));
         true
@@ -143,10 +189,10 @@ impl Cache {
     }
 }
 
-fn remove(g: &mut Inner, key: &str) {
+fn remove<V: Weighed>(g: &mut Inner<V>, key: &str) {
     if let Some((e, tick)) = g.map.remove(key) {
         g.order.remove(&tick);
-        g.bytes -= e.bytes;
+        g.bytes -= e.bytes();
     }
 }
 
@@ -168,7 +214,7 @@ mod tests {
     #[test]
     fn bounded_in_bytes_least_recently_used_out() {
         let one = entry(1000).bytes;
-        let c = Cache::new(one * 3 + 10, Duration::from_secs(60));
+        let c: Cache = Cache::new(one * 3 + 10, Duration::from_secs(60));
         c.put("a".into(), entry(1000));
         c.put("b".into(), entry(1000));
         c.put("c".into(), entry(1000));
@@ -184,7 +230,7 @@ mod tests {
 
     #[test]
     fn entries_expire() {
-        let c = Cache::new(1 << 20, Duration::from_millis(0));
+        let c: Cache = Cache::new(1 << 20, Duration::from_millis(0));
         c.put("a".into(), entry(10));
         std::thread::sleep(Duration::from_millis(2));
         assert!(c.get("a").is_none());

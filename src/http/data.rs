@@ -5,6 +5,7 @@
 use super::reply::{self, Ctx};
 use super::{body, pagination};
 use crate::app::AppState;
+use crate::cache::Rendered;
 use crate::engine::ScanStats;
 use crate::error::{Error, Reason};
 use crate::grammar::format::{self, Format};
@@ -50,7 +51,19 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
         Answer::Job(job) => Ok(reply::json(202, &job.payload(&ctx.base))),
         Answer::Rows(done) => {
             let e = &done.entry;
-            let mut r = render(state, ctx, &e.spec, e.batch.clone(), &done.presentation, done.permit)?;
+            // A repeat of a small answer in the same representation costs no rendering.
+            let key = format!("{}|{}", done.validators.etag, ctx.origin);
+            let kept = if done.hit { state.bodies.get(&key) } else { None };
+            let mut r = match kept {
+                Some(body) => response_of(&body),
+                None => match render_parts(state, ctx, &e.spec, e.batch.clone(), &done.presentation, done.permit)? {
+                    Rendering::Whole(body) => {
+                        state.bodies.put(key, body.clone());
+                        response_of(&body)
+                    }
+                    Rendering::Streamed(r) => r,
+                },
+            };
             validators(state, &mut r, &done.validators);
             reply::set_header(&mut r, "server-timing", &server_timing(&e.stats, done.hit));
             if !done.hit {
@@ -96,6 +109,36 @@ pub fn render(
     out: &Presentation,
     permit: Option<crate::limits::Permit>,
 ) -> Result<Response, Error> {
+    Ok(match render_parts(state, ctx, spec, batch, out, permit)? {
+        Rendering::Whole(r) => response_of(&r),
+        Rendering::Streamed(r) => r,
+    })
+}
+
+/// A rendered answer: small ones whole (and worth keeping), large ones streaming.
+pub enum Rendering {
+    Whole(Arc<Rendered>),
+    Streamed(Response),
+}
+
+/// The response for a rendered body.
+pub fn response_of(r: &Rendered) -> Response {
+    let mut resp = Response::new(r.body.clone().into());
+    for (k, v) in &r.headers {
+        reply::set_header(&mut resp, k, v);
+    }
+    resp
+}
+
+/// [`render`], keeping a small answer's bytes.
+fn render_parts(
+    state: &AppState,
+    ctx: &Ctx,
+    spec: &RenderSpec,
+    batch: RecordBatch,
+    out: &Presentation,
+    permit: Option<crate::limits::Permit>,
+) -> Result<Rendering, Error> {
     let mut dims = Vec::new();
     let mut lookups = Vec::new();
     for (name, shown) in &spec.dims {
@@ -140,17 +183,26 @@ pub fn render(
             (Box::new(std::iter::once(bytes)), "application/vnd.apache.parquet")
         }
     };
-    let mut r = if rows <= body::INLINE_ROWS { body::whole(chunks) } else { body::streamed(chunks, (permit, held)) };
-    reply::set_header(&mut r, "content-type", content_type);
-    if let Some(p) = &page {
-        p.add_link_header(&mut r);
+    let mut headers = vec![("content-type", content_type.to_string())];
+    if let Some(link) = page.as_ref().and_then(|p| p.link_header()) {
+        headers.push(("link", link));
     }
     if matches!(out.format, Format::Csv | Format::Arrow | Format::Parquet) || out.filename.is_some() {
         let max = state.config.query.download_file_max_name_length;
-        let cd = format::content_disposition(out.filename.as_deref(), &spec.stem, out.format, max);
-        reply::set_header(&mut r, "content-disposition", &cd);
+        headers.push((
+            "content-disposition",
+            format::content_disposition(out.filename.as_deref(), &spec.stem, out.format, max),
+        ));
     }
-    Ok(r)
+    if rows <= body::INLINE_ROWS {
+        let bytes: Vec<u8> = chunks.flatten().collect();
+        return Ok(Rendering::Whole(Arc::new(Rendered::new(bytes.into(), headers))));
+    }
+    let mut r = body::streamed(chunks, (permit, held));
+    for (k, v) in &headers {
+        reply::set_header(&mut r, k, v);
+    }
+    Ok(Rendering::Streamed(r))
 }
 
 type Chunks = Box<dyn Iterator<Item = Vec<u8>> + Send + Sync>;

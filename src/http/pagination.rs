@@ -35,15 +35,22 @@ impl Page {
     }
 
     pub fn add_link_header(&self, r: &mut Response) {
+        if let Some(v) = self.link_header() {
+            set_header(r, "link", &v);
+        }
+    }
+
+    /// The `Link` header's value (RFC 8288), when there are links.
+    pub fn link_header(&self) -> Option<String> {
         if self.links.is_empty() {
-            return;
+            return None;
         }
         let v: Vec<String> = self
             .links
             .iter()
             .map(|(rel, url)| format!("<{url}>; rel=\"{}\"", if *rel == "previous" { "prev" } else { rel }))
             .collect();
-        set_header(r, "link", &v.join(", "));
+        Some(v.join(", "))
     }
 }
 

@@ -240,7 +240,7 @@ fn answer_key(call: &Call, p: &Prepared) -> String {
 
 /// A strong ETag: the answer's name and its presentation.
 fn etag(key: &str, p: &Presentation) -> String {
-    let presentation = format!("{}|{:?}|{:?}", p.format.name(), p.paging, p.filename);
+    let presentation = format!("{p:?}");
     format!("\"{}\"", &cache::digest(&[key, &presentation])[..32])
 }
 
