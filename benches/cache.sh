@@ -10,7 +10,7 @@ PORT="${QUIVER_CACHE_PORT:-9993}"
 . benches/serve.sh
 need_wrk
 cargo build --release --quiet
-SMALL="/v1/data/flights/month/carrier?metrics=flights,avgDepDelay&dateTime=2013-01-01/2014-01-01"
+SMALL="/v1/data/flights/day/carrier?metrics=flights&dateTime=2013-06-01/2013-07-01"
 BIG="/v1/data/flights/hour/dest?metrics=flights&dateTime=2013-01-01/2014-01-01"
 ms() { python3 -c "import sys; print(f'{float(sys.argv[1])*1000:.2f}')" "$1"; }
 run() {
