@@ -6,8 +6,8 @@ use super::reply::{self, Ctx};
 use crate::access;
 use crate::app::AppState;
 use crate::catalog::{Dimension, LogicalTable, Metric};
-use crate::error::{Error, Reason, java_list};
-use crate::grammar::{datetime, filters, format};
+use crate::error::{Error, Reason};
+use crate::grammar::format;
 use crate::request::clause_matches;
 use crate::time::{self, Grain, Interval};
 use serde_json::{Map, Value, json};
@@ -213,40 +213,8 @@ fn constrained_availability(
     dims: &[&str],
 ) -> Result<Vec<Interval>, Error> {
     let cat = &ctx.catalog;
-    let names: Vec<String> = dims.iter().map(|d| d.split(';').next().unwrap_or("").to_string()).collect();
-    let unknown: Vec<&String> = names.iter().filter(|d| !cat.dimensions.contains_key(*d)).collect();
-    if !unknown.is_empty() {
-        return Err(Error::new(
-            Reason::DimensionUndefined,
-            format!("Dimension(s) '{}' do not exist.", java_list(&unknown)),
-        ));
-    }
-    let missing: Vec<&String> = names.iter().filter(|d| !t.dimensions.contains(d)).collect();
-    if !missing.is_empty() {
-        return Err(Error::new(
-            Reason::DimensionNotInTable,
-            format!("Requested dimension(s) '{}' are not supported by the table '{}'.", java_list(&missing), t.name),
-        ));
-    }
-    if let Some(m) = ctx.params.get("metrics").filter(|m| !m.is_empty()) {
-        let refs = crate::grammar::metrics::parse(Some(m))?;
-        let bad: Vec<&str> = refs.iter().map(|r| r.name.as_str()).filter(|n| !cat.metrics.contains_key(*n)).collect();
-        if !bad.is_empty() {
-            return Err(Error::new(Reason::MetricUndefined, format!("Metric(s) '{}' do not exist.", java_list(&bad))));
-        }
-    }
-    let ast = datetime::parse(ctx.params.get("dateTime"))?;
-    let tz = match ctx.params.get("timeZone") {
-        Some(z) => datetime::parse_time_zone(z)?,
-        None => state.config.timezone(),
-    };
-    let c = datetime::Context {
-        grain: g,
-        tz,
-        now: state.clock.now_ms(),
-        rrule_max: state.config.query.rrule_max_occurences,
-    };
-    let intervals = datetime::evaluate(&ast, &c)?;
+    let now = state.clock.now_ms();
+    let (names, intervals) = crate::request::meta::constrained(cat, &state.config, t, g, dims, &ctx.params, now)?;
     let avail = access::table_availability(cat, &state.config, &ctx.principal, t, |p| {
         names.iter().all(|d| p.dimensions.contains(d))
     })?;
@@ -289,24 +257,7 @@ fn value_field_name(f: &str) -> String {
 /// The values of a dimension the caller may see, filtered by its own fields.
 pub fn dimension_values(state: &AppState, ctx: &Ctx, name: &str) -> Res {
     let d = dimension_or_404(ctx, name)?;
-    let clauses = filters::parse(ctx.params.get("filters").unwrap_or(""))?;
-    for c in &clauses {
-        if c.dimension != d.name {
-            return Err(Error::new(
-                Reason::FilterDimensionUndefined,
-                format!(
-                    "Filter dimension '{}' is not supported here: the values of '{}' can only be filtered on its own fields.",
-                    c.dimension, d.name
-                ),
-            ));
-        }
-        if d.field_index(&c.field).is_none() {
-            return Err(Error::new(
-                Reason::FilterFieldUndefined,
-                format!("Filter dimension field '{}' is not supported by the dimension '{}'.", c.field, d.name),
-            ));
-        }
-    }
+    let clauses = crate::request::meta::value_filters(d, &ctx.params)?;
     // Row-level security: only the values occurring in the caller's rows.
     let rows = access::dimension_rows(&ctx.catalog, &state.config, &ctx.principal, d)?;
     let out: Vec<Value> = rows

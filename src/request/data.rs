@@ -223,15 +223,12 @@ fn resolve_dimensions(cat: &Catalog, table: &LogicalTable, segs: &[String]) -> R
     let unknown: Vec<&str> =
         parsed.iter().map(|p| p.name.as_str()).filter(|n| !cat.dimensions.contains_key(*n)).collect();
     if !unknown.is_empty() {
-        return Err(bad(Reason::DimensionUndefined, format!("Dimension(s) '{}' do not exist.", java_list(&unknown))));
+        return Err(super::errors::dimensions_undefined(&unknown));
     }
     let not_in: Vec<&str> =
         parsed.iter().map(|p| p.name.as_str()).filter(|n| !table.dimensions.iter().any(|d| d == n)).collect();
     if !not_in.is_empty() {
-        return Err(bad(
-            Reason::DimensionNotInTable,
-            format!("Requested dimension(s) '{}' are not supported by the table '{}'.", java_list(&not_in), table.name),
-        ));
+        return Err(super::errors::dimensions_not_in_table(&not_in, &table.name));
     }
     let mut out = Vec::new();
     for p in parsed {
@@ -296,7 +293,7 @@ fn resolve_metrics(
     let whole = text.unwrap_or_default();
     let unknown: Vec<&str> = refs.iter().map(|r| r.name.as_str()).filter(|n| !cat.metrics.contains_key(*n)).collect();
     if !unknown.is_empty() {
-        return Err(bad(Reason::MetricUndefined, format!("Metric(s) '{}' do not exist.", java_list(&unknown))));
+        return Err(super::errors::metrics_undefined(&unknown));
     }
     let mut out = Vec::new();
     let (mut nowhere, mut elsewhere): (Vec<&str>, Vec<&str>) = (vec![], vec![]);
@@ -377,12 +374,8 @@ pub fn resolve_filters(
         let dim = cat.dimensions.get(&c.dimension).ok_or_else(|| {
             bad(Reason::FilterDimensionUndefined, format!("Filter dimension '{}' does not exist.", c.dimension))
         })?;
-        let field = dim.field_index(&c.field).ok_or_else(|| {
-            bad(
-                Reason::FilterFieldUndefined,
-                format!("Filter dimension field '{}' is not supported by the dimension '{}'.", c.field, c.dimension),
-            )
-        })?;
+        let field =
+            dim.field_index(&c.field).ok_or_else(|| super::errors::filter_field_undefined(&c.field, &c.dimension))?;
         if !table.dimensions.contains(&c.dimension) {
             return Err(bad(
                 Reason::FilterDimensionNotInTable,

@@ -3,6 +3,8 @@
 //! endpoint, filter resolution and annotation.
 
 pub mod data;
+pub mod errors;
+pub mod meta;
 pub mod params;
 pub mod values;
 
