@@ -232,7 +232,7 @@ async fn cross_cutting_headers_methods_and_case() {
     // No origin is allowed by default: the origin is not reflected, and caches are told.
     assert_eq!(r.header("access-control-allow-origin"), None);
     assert_eq!(r.header("access-control-allow-credentials"), None);
-    assert_eq!(r.header("vary").as_deref(), Some("Origin"));
+    assert_eq!(r.header("vary").as_deref(), Some("Accept, Origin"));
     let r = get(&s, "/v1/tables").await;
     assert_eq!(r.header("x-request-id").unwrap().len(), 36, "a UUID when none is given");
     // Preflight and other methods.

@@ -164,11 +164,11 @@ async fn cors_grants_only_listed_origins() {
     let r = get_with(&s, "/v1/tables", &[("origin", "https://dash.example"), ("authorization", "Bearer t-fl")]).await;
     assert_eq!(r.header("access-control-allow-origin").as_deref(), Some("https://dash.example"));
     assert_eq!(r.header("access-control-allow-credentials").as_deref(), Some("true"));
-    assert_eq!(r.header("vary").as_deref(), Some("Origin"));
+    assert_eq!(r.header("vary").as_deref(), Some("Accept, Origin"));
     let r = get_with(&s, "/v1/tables", &[("origin", "https://evil.example"), ("authorization", "Bearer t-fl")]).await;
     assert_eq!(r.header("access-control-allow-origin"), None, "never reflected");
     assert_eq!(r.header("access-control-allow-credentials"), None);
-    assert_eq!(r.header("vary").as_deref(), Some("Origin"));
+    assert_eq!(r.header("vary").as_deref(), Some("Accept, Origin"));
     // Preflight: no token needed, only the API's methods.
     let pre = reqwest::Client::new()
         .request(reqwest::Method::OPTIONS, format!("{}/v1/data/flights/day", s.base))

@@ -11,6 +11,7 @@ pub mod pagination;
 pub mod reply;
 pub mod server;
 pub mod share;
+pub mod ui;
 
 use crate::app::AppState;
 use crate::auth::Scope;
@@ -95,6 +96,17 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
     }
     let root = state.config.server.api_root.trim_end_matches('/');
     let segs = ctx.segments();
+    if let Some(name) = ctx.path.strip_prefix("/ui/") {
+        return ui::asset(name).ok_or_else(|| not_found(ctx));
+    }
+    let under_root = ctx.path == "/" || ctx.path == root || ctx.path.starts_with(&format!("{root}/"));
+    if under_root && ui::wants_page(ctx) {
+        // The shell holds no data: the page asks for it with the caller's token or share link.
+        return Ok(ui::page(root));
+    }
+    if ctx.path == "/" || ctx.path == root || ctx.path == format!("{root}/") {
+        return Ok(reply::json(200, &index(&ctx.base)));
+    }
     let operator = state.auth().is_operator(ctx.header("authorization"));
     if ctx.path == "/status" || ctx.path == "/status/" {
         return Ok(meta::status(state, operator));
@@ -231,6 +243,19 @@ pub fn openapi(state: &AppState, catalog: &crate::catalog::Catalog) -> serde_jso
         }
     }
     doc
+}
+
+/// `/` and the API root for scripts: where things are.
+fn index(base: &str) -> serde_json::Value {
+    serde_json::json!({
+        "tables": format!("{base}/tables"),
+        "dimensions": format!("{base}/dimensions"),
+        "metrics": format!("{base}/metrics"),
+        "slices": format!("{base}/slices"),
+        "jobs": format!("{base}/jobs"),
+        "openapi": format!("{base}/openapi.json"),
+        "explorer": "Open this address in a browser for the explorer.",
+    })
 }
 
 fn not_found(ctx: &Ctx) -> Error {

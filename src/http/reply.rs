@@ -150,5 +150,7 @@ pub fn finish(mut r: Response, ctx: &Ctx, snapshot: u64, allowed_origins: &[Stri
         set_header(&mut r, SNAPSHOT_HEADER, &snapshot.to_string());
     }
     super::cors::apply(&mut r, allowed_origins, ctx.header("origin"), preflight);
+    // The Accept header picks the format (and a browser's the page): caches must key on it.
+    set_header(&mut r, "vary", "Accept, Origin");
     r
 }
