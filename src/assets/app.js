@@ -358,7 +358,8 @@
     results.setAttribute('aria-busy', 'true');
     let r;
     try { r = await api(location.pathname + location.search, signal); } catch (e) { if (signal.aborted) return; throw e; }
-    if (r.status === 202) r = await waitForJob(r.body, results, signal);
+    let job = null;
+    if (r.status === 202) { job = r.body.jobTicket; r = await waitForJob(r.body, results, signal); }
     if (!r || signal.aborted) return;
     results.removeAttribute('aria-busy');
     if (r.status === 401) return askToken();
@@ -369,6 +370,7 @@
       return results.replaceChildren(actions(), errorNotice(r.body));
     }
     renderResults(results, r.body);
+    if (job) results.prepend(notice('info', 'Answered by job ', el('code', { id: 'job-done', text: job }), '.'));
   }
 
   async function waitForJob(job, results, signal) {
