@@ -27,7 +27,8 @@ def connect():
 
 
 def request(path, headers=""):
-    return f"GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode()
+    # Every attack query runs: no answer comes from the result cache.
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\nCache-Control: no-cache\r\n{headers}\r\n".encode()
 
 
 def status_line(s):
@@ -41,7 +42,7 @@ def status_line(s):
 
 
 def timed_get(path, headers=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", headers=headers or {})
+    req = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", headers={"Cache-Control": "no-cache", **(headers or {})})
     t = time.perf_counter()
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
