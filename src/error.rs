@@ -11,7 +11,8 @@ use std::fmt;
 
 /// Stable machine-readable error codes, rendered in the `reason` field of error bodies.
 /// Clients may match on these; they never change meaning once released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Reason {
     // ---- request syntax (400) ----
     /// `format` is not one of json, csv, jsonapi, debug.
@@ -31,6 +32,7 @@ pub enum Reason {
     /// `metrics` parameter cannot be parsed.
     MetricInvalid,
     /// `dateTime` parameter absent or empty.
+    #[serde(rename = "DATETIME_MISSING")]
     DateTimeMissing,
     /// An interval in `dateTime` is malformed, reversed or uses an RRULE wrongly.
     IntervalInvalid,
@@ -55,8 +57,10 @@ pub enum Reason {
     /// `sort` cannot be parsed (bad direction, dateTime not first).
     SortInvalid,
     /// `topN` is not a non-negative integer.
+    #[serde(rename = "TOPN_INVALID")]
     TopNInvalid,
     /// `topN` given without a metric or dimension sort.
+    #[serde(rename = "TOPN_WITHOUT_SORT")]
     TopNWithoutSort,
     /// `count` is not a non-negative integer.
     CountInvalid,
@@ -76,6 +80,7 @@ pub enum Reason {
     /// Metric name unknown.
     MetricUndefined,
     /// Metric exists but not on this table at this grain.
+    #[serde(rename = "METRICS_NOT_IN_TABLE")]
     MetricNotInTable,
     /// Filter names an unknown dimension.
     FilterDimensionUndefined,
@@ -290,7 +295,7 @@ impl Reason {
 }
 
 /// The error every request path returns: a reason code and the user-facing message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Error {
     pub reason: Reason,
     pub message: String,
@@ -388,5 +393,17 @@ mod tests {
     fn java_list_formats_like_java() {
         assert_eq!(java_list(&["bad", "worse"]), "[bad, worse]");
         assert_eq!(java_list::<&str>(&[]), "[]");
+    }
+
+    #[test]
+    fn reasons_serialise_as_their_codes() {
+        use Reason::*;
+        for r in
+            [DateTimeMissing, TopNInvalid, TopNWithoutSort, MetricNotInTable, TableNotFound, ShareLinkExpired, Internal]
+        {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.code()));
+            assert_eq!(serde_json::from_str::<Reason>(&json).unwrap(), r);
+        }
     }
 }

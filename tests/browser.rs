@@ -104,7 +104,15 @@ impl Browser {
 }
 
 fn which(cmd: &str) -> Result<(), ()> {
-    Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().map_err(|_| ())?.status.success().then_some(()).ok_or(())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .map_err(|_| ())?
+        .status
+        .success()
+        .then_some(())
+        .ok_or(())
 }
 
 /// A small base64 decoder (screenshots only), to need no crate.
@@ -223,7 +231,8 @@ async fn an_error_url_shows_the_description_and_the_parameter() {
     let path = "/v1/data/flights/day?metrics=nonsense&dateTime=2013-06-01/2013-06-02";
     let description = get(&s, path).await.description();
     b.goto(&format!("{}{path}", s.base)).await;
-    let shown = b.wait("const e = document.querySelector('.notice.error'); return e && e.textContent;", "the error").await;
+    let shown =
+        b.wait("const e = document.querySelector('.notice.error'); return e && e.textContent;", "the error").await;
     assert!(shown.as_str().unwrap().contains(&description), "{shown} / {description}");
     assert!(shown.as_str().unwrap().contains("Fix the metrics parameter"), "{shown}");
     b.shot("error").await;
@@ -263,7 +272,10 @@ async fn under_auth_the_page_asks_for_a_token_and_a_share_link_needs_none() {
     let cells = b.wait(TABLE_CELLS, "the table after signing in").await;
     assert!(cells.as_array().unwrap().iter().all(|r| r[1] == "JFK"), "the role's rows: {cells}");
     // A share link, in a fresh browser with no token stored.
-    let link = as_role(&s, Some("jfk"), &format!("/v1/share?url={}", enc(path))).await.json()["url"].as_str().unwrap().to_string();
+    let link = as_role(&s, Some("jfk"), &format!("/v1/share?url={}", enc(path))).await.json()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
     drop(b);
     let Some(b) = Browser::start("share").await else { return };
     b.goto(&link).await;

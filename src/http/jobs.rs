@@ -70,7 +70,8 @@ pub async fn results(state: &Arc<AppState>, ctx: &Ctx, ticket: &str) -> Result<R
             render(state, ctx, &spec, batch, &presentation, None)
         }
         JobStatus::Failure | JobStatus::Canceled => {
-            let (status, body) = j.error.unwrap_or((500, String::new()));
+            let (status, stored) = j.error.unwrap_or((500, String::new()));
+            let body = jobs::failure_body(&stored);
             Ok(reply::body(status, body.into_bytes(), "application/json; charset=utf-8"))
         }
         _ => Ok(reply::json(200, &j.payload(&ctx.base))),

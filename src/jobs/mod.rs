@@ -138,6 +138,29 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 /// Below this many free bytes the job store reports itself unavailable.
 const MIN_FREE_BYTES: u64 = 1 << 20;
 
+/// A failure as the store keeps it: the typed error and the request that ran the query (the
+/// HTTP body is rendered when the results are asked for).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Failure {
+    error: Error,
+    #[serde(rename = "requestId")]
+    request_id: String,
+}
+
+/// The stored form of a job's failure.
+pub fn stored_failure(e: &Error, request_id: &str) -> String {
+    serde_json::to_string(&Failure { error: e.clone(), request_id: request_id.to_string() }).unwrap_or_default()
+}
+
+/// The error body of a failed job, in Fili's shape, from its stored form (stores written by
+/// earlier versions kept the rendered body, which is returned as it is).
+pub fn failure_body(stored: &str) -> String {
+    match serde_json::from_str::<Failure>(stored) {
+        Ok(f) => serde_json::to_string_pretty(&f.error.body(&f.request_id, None)).unwrap_or_default(),
+        Err(_) => stored.to_string(),
+    }
+}
+
 /// How long a failed result write keeps the store unavailable: long enough that a full disk
 /// refuses new jobs at once, short enough that the store is tried again once it is freed (no
 /// job could ever succeed to clear it otherwise).
@@ -312,8 +335,7 @@ impl Jobs {
         } else {
             JobStatus::Failure
         };
-        let body = serde_json::to_string_pretty(&e.body(request_id, None)).unwrap_or_default();
-        self.finish(ticket, status, Some((e.status(), body)))
+        self.finish(ticket, status, Some((e.status(), stored_failure(e, request_id))))
     }
 
     pub fn get(&self, ticket: &str) -> Result<Option<Job>, Error> {

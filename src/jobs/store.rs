@@ -184,7 +184,7 @@ impl Store {
 
     /// Marks every pending job failed with `error` (they were cut off); returns how many.
     pub fn fail_pending(&mut self, now: i64, error: &crate::error::Error) -> Result<usize, String> {
-        let body = serde_json::to_string_pretty(&error.body("", None)).unwrap_or_default();
+        let body = super::stored_failure(error, "");
         self.conn
             .execute(
                 "UPDATE jobs SET status = 'failure', date_updated = ?1, error_status = ?2, error_body = ?3 WHERE status = 'pending'",
