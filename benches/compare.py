@@ -198,6 +198,7 @@ def main():
     ap.add_argument("--title", default="quiver vs DuckDB")
     ap.add_argument("--json-out", default="")
     ap.add_argument("--baseline", default="", help="JSON of an earlier run: print the speedup over it")
+    ap.add_argument("--naive", action="store_true", help="ship_date is a naive TIMESTAMP: compare with TIMESTAMP literals")
     args = ap.parse_args()
 
     q = Quiver(args.port, args.pid)
@@ -205,6 +206,9 @@ def main():
     names = [n for n in QUERIES if not args.only or n in args.only.split(",")]
     for name in names:
         path, sql, cols, has_time = QUERIES[name]
+        if args.naive:
+            # A naive TIMESTAMP column is compared with TIMESTAMP literals (no zone arithmetic).
+            sql = sql.replace("TIMESTAMPTZ '", "TIMESTAMP '").replace(" 00:00:00+00'", " 00:00:00'")
         duck = Duck(args.duck_python, args.parquet, args.threads)
         # Warm up both (file cache, footers, dictionaries).
         q.run(path)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# quiver vs DuckDB on TPC-H lineitem that another tool wrote (issue 17's first part):
+#   benches/foreign.sh [--sf N] [--writer duckdb|pyarrow|polars|quiver] [--timestamps naive|utc] [--runs N]
+# tpchgen-cli (PyPI) generates lineitem; the writer flattens and writes it (see
+# benches/foreign_write.py; `quiver` is `quiver tpch`'s own file, UTC timestamps only). Then
+# Q1–Q6 run through quiver's HTTP API and in DuckDB, alternately, answers compared.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SF=1 WRITER=duckdb TS=naive RUNS=5
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sf) SF=$2; shift 2 ;;
+    --writer) WRITER=$2; shift 2 ;;
+    --timestamps) TS=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+ROOT="$PWD"
+BENCH="$ROOT/data/bench"
+PORT="${QUIVER_BENCH_PORT:-9997}"
+cargo build --release --quiet
+QUIVER="$ROOT/target/release/quiver"
+mkdir -p "$BENCH"
+if [ ! -x .venv-bench/bin/python ]; then python3 -m venv .venv-bench; fi
+.venv-bench/bin/pip install --quiet duckdb pyarrow polars tpchgen-cli
+PY="$ROOT/.venv-bench/bin/python"
+if [ "$WRITER" = quiver ]; then
+  PARQUET="$BENCH/lineitem_sf$SF.parquet"
+  TS=utc
+  [ -f "$PARQUET" ] || "$QUIVER" tpch --sf "$SF" --out "$PARQUET"
+else
+  RAW="$BENCH/tpchgen_sf$SF/lineitem.parquet"
+  [ -f "$RAW" ] || .venv-bench/bin/tpchgen-cli parquet -s "$SF" --tables lineitem --output-dir "$BENCH/tpchgen_sf$SF" > /dev/null
+  PARQUET="$BENCH/lineitem_sf${SF}_${WRITER}_${TS}.parquet"
+  [ -f "$PARQUET" ] || "$PY" benches/foreign_write.py "$RAW" "$PARQUET" --writer "$WRITER" --timestamps "$TS"
+fi
+CONF="$BENCH/config_foreign"
+rm -rf "$CONF" && mkdir -p "$CONF/tables"
+sed -e "s|^data_root = .*|data_root = \"$ROOT\"|" -e "s|^dir = \"jobs\"|dir = \"$CONF/jobs\"|" \
+    -e "s|^port = .*|port = $PORT|" benches/lineitem/gateway.toml > "$CONF/gateway.toml"
+sed -e "s|data/bench/lineitem_sf1.parquet|$PARQUET|" benches/lineitem/tables/lineitem.toml > "$CONF/tables/lineitem.toml"
+PID=""
+. benches/serve.sh
+WORK="$CONF"
+start_quiver "$QUIVER" "$PORT" || exit 1
+trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null' EXIT
+NAIVE=()
+[ "$TS" = naive ] && NAIVE=(--naive)
+"$PY" benches/compare.py --port "$PORT" --pid "$PID" --parquet "$PARQUET" --duck-python "$PY" --runs "$RUNS" "${NAIVE[@]}" \
+  --title "quiver vs DuckDB, lineitem SF $SF written by $WRITER, $TS timestamps"
