@@ -33,7 +33,8 @@ select = f"""
 if a.writer == "duckdb":
     con.execute(f"COPY ({select}) TO '{a.out}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)")
 else:
-    table = con.execute(select).arrow()
+    rel = con.sql(select)
+    table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
     if hasattr(table, "read_all"):
         table = table.read_all()
     if a.writer == "pyarrow":
