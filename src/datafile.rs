@@ -115,8 +115,9 @@ pub fn open_file_as(path: &Path, time_column: &str, time_unit: Option<TimeUnit>)
     let metadata = without_inconsistent_page_index(metadata, path)?;
     let (metadata, time_unit) = with_read_types(metadata, &file, time_column, time_unit)?;
     let row_group_times = time_ranges(&metadata, time_column).unwrap_or_default();
-    let page_times =
-        (0..metadata.metadata().num_row_groups()).map(|rg| page_ranges(&metadata, time_column, rg)).collect();
+    let page_times = (0..metadata.metadata().num_row_groups())
+        .map(|rg| page_ranges(&metadata, time_column, rg).or_else(|| run_ranges(&file, &metadata, time_column, rg)))
+        .collect();
     Ok(DataFile {
         path: path.to_path_buf(),
         name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -305,6 +306,47 @@ fn page_ranges(md: &ArrowReaderMetadata, column: &str, rg: usize) -> Option<Vec<
     (out.len() > 1).then_some(out)
 }
 
+/// Most rows per run of [`run_ranges`] (a row group is cut into at least 16 runs).
+const RUN_ROWS: usize = 8192;
+
+/// For a row group without a page index (files DuckDB, pyarrow and others write by default):
+/// the time range of each run of up to [`RUN_ROWS`] rows, read once from the time column when the
+/// footer is loaded. A query then reads only the runs its intervals meet, and the page
+/// decoder skips whole pages outside them, as it does with a page index.
+fn run_ranges(file: &File, md: &ArrowReaderMetadata, column: &str, rg: usize) -> Option<Vec<(usize, i64, i64)>> {
+    let pm = md.metadata();
+    let rows = pm.row_group(rg).num_rows().max(0) as usize;
+    if rows < 8 {
+        return None;
+    }
+    let run = (rows / 16).clamp(4, RUN_ROWS);
+    let to_ms = time_unit_to_ms(md.schema().field_with_name(column).ok()?.data_type())?;
+    let leaf = pm.file_metadata().schema_descr().columns().iter().position(|c| c.path().parts() == [column])?;
+    let mask = parquet::arrow::ProjectionMask::leaves(pm.file_metadata().schema_descr(), [leaf]);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file.try_clone().ok()?,
+        md.clone(),
+    )
+    .with_projection(mask)
+    .with_row_groups(vec![rg])
+    .with_batch_size(run)
+    .build()
+    .ok()?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.ok()?;
+        let v = arrow::compute::cast(batch.column(0), &DataType::Int64).ok()?;
+        let v = v.as_primitive::<arrow::datatypes::Int64Type>();
+        // A run of only nulls holds no time: an empty range no interval meets.
+        let (min, max) = match (arrow::compute::min(v), arrow::compute::max(v)) {
+            (Some(a), Some(b)) => (to_ms(a), to_ms(b)),
+            _ => (i64::MAX, i64::MIN),
+        };
+        out.push((batch.num_rows(), min, max));
+    }
+    (out.len() > 1).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +357,30 @@ mod tests {
         assert!(e.contains("does not exist"), "{e}");
         let e = expand_path(Path::new("/nonexistent-root"), "*.parquet").unwrap_err();
         assert!(e.contains("matches no file"), "{e}");
+    }
+
+    #[test]
+    fn files_without_a_page_index_get_time_runs() {
+        use arrow::array::{RecordBatch, TimestampMillisecondArray};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let times: TimestampMillisecondArray = (0..1000i64).map(|i| Some(i * 60_000)).collect();
+        let batch =
+            RecordBatch::try_from_iter([("ts", Arc::new(times.with_timezone("UTC")) as arrow::array::ArrayRef)])
+                .unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_offset_index_disabled(true)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+            .build();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let f = open_file(&path, "ts").unwrap();
+        let runs = f.page_times[0].as_ref().expect("runs for a row group without a page index");
+        assert_eq!(runs.len(), 17, "1000 rows in runs of 62");
+        assert_eq!(runs.iter().map(|r| r.0).sum::<usize>(), 1000);
+        assert_eq!((runs[0].1, runs[0].2), (0, 61 * 60_000));
+        assert!(runs.windows(2).all(|w| w[0].2 < w[1].1), "sorted times give disjoint runs");
     }
 }
