@@ -56,7 +56,7 @@ pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Res
             let kept = if done.hit { state.bodies.get(&key) } else { None };
             let mut r = match kept {
                 Some(body) => response_of(&body),
-                None => match render_parts(state, ctx, &e.spec, e.batch.clone(), &done.presentation, done.permit)? {
+                None => match render(state, ctx, &e.spec, e.batch.clone(), &done.presentation, done.permit)? {
                     Rendering::Whole(body) => {
                         state.bodies.put(key, body.clone());
                         response_of(&body)
@@ -98,27 +98,20 @@ fn record_stats(stats: &ScanStats) {
     span.record("engine_ms", stats.elapsed_ms);
 }
 
-/// Renders a shaped result (a fresh one or a job's stored one). The result's bytes count
-/// against the caller's and the global in-flight budget, and with `permit` stay held until
-/// the response is written or the connection is gone.
-pub fn render(
-    state: &AppState,
-    ctx: &Ctx,
-    spec: &RenderSpec,
-    batch: RecordBatch,
-    out: &Presentation,
-    permit: Option<crate::limits::Permit>,
-) -> Result<Response, Error> {
-    Ok(match render_parts(state, ctx, spec, batch, out, permit)? {
-        Rendering::Whole(r) => response_of(&r),
-        Rendering::Streamed(r) => r,
-    })
-}
-
 /// A rendered answer: small ones whole (and worth keeping), large ones streaming.
 pub enum Rendering {
     Whole(Arc<Rendered>),
     Streamed(Response),
+}
+
+impl Rendering {
+    /// The HTTP response.
+    pub fn into_response(self) -> Response {
+        match self {
+            Rendering::Whole(r) => response_of(&r),
+            Rendering::Streamed(r) => r,
+        }
+    }
 }
 
 /// The response for a rendered body.
@@ -130,8 +123,10 @@ pub fn response_of(r: &Rendered) -> Response {
     resp
 }
 
-/// [`render`], keeping a small answer's bytes.
-fn render_parts(
+/// Renders a shaped result (a fresh one or a job's stored one), keeping a small answer's
+/// bytes. The result's bytes count against the caller's and the global in-flight budget, and
+/// with `permit` stay held until the response is written or the connection is gone.
+pub fn render(
     state: &AppState,
     ctx: &Ctx,
     spec: &RenderSpec,

@@ -67,7 +67,7 @@ pub async fn results(state: &Arc<AppState>, ctx: &Ctx, ticket: &str) -> Result<R
             let batch = crate::workers::run(move || jobs.results(&t))
                 .await
                 .unwrap_or_else(|| Err(Error::internal("reading the job's results failed")))?;
-            render(state, ctx, &spec, batch, &presentation, None)
+            Ok(render(state, ctx, &spec, batch, &presentation, None)?.into_response())
         }
         JobStatus::Failure | JobStatus::Canceled => {
             let (status, stored) = j.error.unwrap_or((500, String::new()));
