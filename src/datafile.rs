@@ -12,6 +12,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Ranges of a row group's rows by time: (rows, min ms, max ms) of each page or run, in row
+/// order.
+pub type TimeRanges = Vec<(usize, i64, i64)>;
+
 /// One Parquet file with its footer, parsed once.
 #[derive(Debug, Clone)]
 pub struct DataFile {
@@ -24,7 +28,10 @@ pub struct DataFile {
     pub row_group_times: Vec<Option<(i64, i64)>>,
     /// Per row group, the time column's pages as (rows, min ms, max ms), from the page
     /// index when the file has one.
-    pub page_times: Vec<Option<Vec<(usize, i64, i64)>>>,
+    pub page_times: Vec<Option<TimeRanges>>,
+    /// Per row group without a page index, the time ranges of runs of rows, read from the
+    /// time column the first time a query needs them (see [`DataFile::time_selectors`]).
+    runs: Vec<std::sync::OnceLock<Option<TimeRanges>>>,
     /// The time column these statistics describe.
     pub time_column: String,
     pub size_bytes: u64,
@@ -41,6 +48,16 @@ impl DataFile {
 
     pub fn num_row_groups(&self) -> usize {
         self.metadata.metadata().num_row_groups()
+    }
+
+    /// The time ranges a query selects the rows of row group `rg` by, as (rows, min ms,
+    /// max ms): its pages when the file has a page index, else runs of rows whose ranges are
+    /// read once from the time column, on first use (loading a footer reads no data).
+    pub fn time_selectors(&self, rg: usize) -> Option<&[(usize, i64, i64)]> {
+        if let Some(Some(pages)) = self.page_times.get(rg) {
+            return Some(pages);
+        }
+        self.runs.get(rg)?.get_or_init(|| run_ranges(self, rg)).as_deref()
     }
 
     /// Whether the file on disk is still the one whose footer this holds (same size and
@@ -115,15 +132,16 @@ pub fn open_file_as(path: &Path, time_column: &str, time_unit: Option<TimeUnit>)
     let metadata = without_inconsistent_page_index(metadata, path)?;
     let (metadata, time_unit) = with_read_types(metadata, &file, time_column, time_unit)?;
     let row_group_times = time_ranges(&metadata, time_column).unwrap_or_default();
-    let page_times = (0..metadata.metadata().num_row_groups())
-        .map(|rg| page_ranges(&metadata, time_column, rg).or_else(|| run_ranges(&file, &metadata, time_column, rg)))
-        .collect();
+    let page_times =
+        (0..metadata.metadata().num_row_groups()).map(|rg| page_ranges(&metadata, time_column, rg)).collect();
+    let runs = (0..metadata.metadata().num_row_groups()).map(|_| std::sync::OnceLock::new()).collect();
     Ok(DataFile {
         path: path.to_path_buf(),
         name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         metadata,
         row_group_times,
         page_times,
+        runs,
         time_column: time_column.to_string(),
         size_bytes,
         modified,
@@ -281,7 +299,7 @@ fn time_ranges(md: &ArrowReaderMetadata, column: &str) -> Option<Vec<Option<(i64
     )
 }
 
-fn page_ranges(md: &ArrowReaderMetadata, column: &str, rg: usize) -> Option<Vec<(usize, i64, i64)>> {
+fn page_ranges(md: &ArrowReaderMetadata, column: &str, rg: usize) -> Option<TimeRanges> {
     let schema = md.schema();
     let field = schema.field_with_name(column).ok()?;
     let pm = md.metadata();
@@ -310,10 +328,11 @@ fn page_ranges(md: &ArrowReaderMetadata, column: &str, rg: usize) -> Option<Vec<
 const RUN_ROWS: usize = 8192;
 
 /// For a row group without a page index (files DuckDB, pyarrow and others write by default):
-/// the time range of each run of up to [`RUN_ROWS`] rows, read once from the time column when the
-/// footer is loaded. A query then reads only the runs its intervals meet, and the page
-/// decoder skips whole pages outside them, as it does with a page index.
-fn run_ranges(file: &File, md: &ArrowReaderMetadata, column: &str, rg: usize) -> Option<Vec<(usize, i64, i64)>> {
+/// the time range of each run of up to [`RUN_ROWS`] rows, from one read of the time column.
+/// A query then reads only the runs its intervals meet, and the page decoder skips whole
+/// pages outside them, as it does with a page index.
+fn run_ranges(f: &DataFile, rg: usize) -> Option<TimeRanges> {
+    let (md, column) = (&f.metadata, f.time_column.as_str());
     let pm = md.metadata();
     let rows = pm.row_group(rg).num_rows().max(0) as usize;
     if rows < 8 {
@@ -324,7 +343,7 @@ fn run_ranges(file: &File, md: &ArrowReaderMetadata, column: &str, rg: usize) ->
     let leaf = pm.file_metadata().schema_descr().columns().iter().position(|c| c.path().parts() == [column])?;
     let mask = parquet::arrow::ProjectionMask::leaves(pm.file_metadata().schema_descr(), [leaf]);
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::new_with_metadata(
-        file.try_clone().ok()?,
+        File::open(&f.path).ok()?,
         md.clone(),
     )
     .with_projection(mask)
@@ -377,7 +396,7 @@ mod tests {
         w.write(&batch).unwrap();
         w.close().unwrap();
         let f = open_file(&path, "ts").unwrap();
-        let runs = f.page_times[0].as_ref().expect("runs for a row group without a page index");
+        let runs = f.time_selectors(0).expect("runs for a row group without a page index");
         assert_eq!(runs.len(), 17, "1000 rows in runs of 62");
         assert_eq!(runs.iter().map(|r| r.0).sum::<usize>(), 1000);
         assert_eq!((runs[0].1, runs[0].2), (0, 61 * 60_000));

@@ -277,10 +277,10 @@ pub fn run(
     Ok(parts.into_iter().flatten().collect())
 }
 
-/// Rows of a row group worth reading: pages of the time column whose range meets the
-/// intervals (from the page index). `None` when every page is needed or there is no index.
+/// Rows of a row group worth reading: pages (or runs) of the time column whose range meets
+/// the intervals ([`DataFile::time_selectors`]). `None` when every row is needed.
 fn page_selection(f: &DataFile, rg: usize, intervals: &[crate::time::Interval]) -> Option<RowSelection> {
-    let pages = f.page_times.get(rg)?.as_ref()?;
+    let pages = f.time_selectors(rg)?;
     let mut selectors: Vec<RowSelector> = Vec::with_capacity(pages.len());
     let mut any_skipped = false;
     for &(rows, min, max) in pages {
