@@ -179,13 +179,18 @@ impl AppState {
         Ok(())
     }
 
-    /// A new snapshot serves: the degraded marks were about the old files, and the new
-    /// snapshot's dimension values are computed now rather than in a request.
+    /// A new snapshot serves: the degraded marks and cached answers were about the old files,
+    /// and the new snapshot's dimension values are computed in the background rather than in
+    /// a request (nor in the query whose replaced file triggered the reload).
     fn after_swap(&self) {
         self.degraded.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.cache.clear();
         self.bodies.clear();
-        crate::request::values::warm(&self.catalog());
+        let catalog = self.catalog();
+        let warming = std::thread::Builder::new().name("warm".into());
+        if warming.spawn(move || crate::request::values::warm(&catalog)).is_err() {
+            tracing::warn!("cannot start warming dimension values; the first request computes them");
+        }
     }
 
     /// Marks a physical table degraded with `message` (shown to operators by `/status`).
