@@ -74,7 +74,7 @@ pub fn dimension_rows(
     if principal.filters.is_empty() {
         return Ok(all);
     }
-    let key = format!("role\n{}\n{}", dim.name, filters_key(principal));
+    let key = format!("role\n{}\n{}\n{}", dim.name, cat.tables_key(&dim.name), filters_key(principal));
     cat.values.get_or_try(&key, || {
         let mut keys = BTreeSet::new();
         for t in cat.tables_with_dimension(&dim.name) {

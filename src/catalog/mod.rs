@@ -40,10 +40,12 @@ pub struct Catalog {
     pub tables: BTreeMap<String, LogicalTable>,
     pub dimensions: BTreeMap<String, Arc<Dimension>>,
     pub metrics: BTreeMap<String, Metric>,
-    /// Dimension rows by key (distinct fact values, or role-filtered rows), computed once.
-    pub values: Memo<Arc<LookupTable>>,
-    /// Availability under a role's row-level filters, by physical table and filters.
-    pub spans: Memo<Vec<Interval>>,
+    /// Dimension rows by key (distinct fact values, or role-filtered rows), computed once per
+    /// snapshot and shared with its restricted views (keys name the tables read).
+    pub values: Arc<Memo<Arc<LookupTable>>>,
+    /// Availability under a role's row-level filters, by physical table and filters (shared
+    /// with the views too).
+    pub spans: Arc<Memo<Vec<Interval>>>,
     /// Views restricted to a set of tables, by that set.
     views: Memo<Arc<Catalog>>,
 }
@@ -176,6 +178,12 @@ impl Catalog {
         }
     }
 
+    /// The names of the tables a dimension belongs to, joined: part of the key of anything
+    /// computed from their rows, so that views sharing the memo never mix table sets.
+    pub fn tables_key(&self, dim: &str) -> String {
+        self.tables_with_dimension(dim).iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(",")
+    }
+
     /// Logical tables a dimension belongs to, by name.
     pub fn tables_with_dimension(&self, dim: &str) -> Vec<&LogicalTable> {
         self.tables.values().filter(|t| t.dimensions.iter().any(|d| d == dim)).collect()
@@ -192,8 +200,13 @@ impl Catalog {
     pub fn restricted(&self, tables: &BTreeSet<String>) -> Arc<Catalog> {
         let key: Vec<&str> = tables.iter().map(|s| s.as_str()).collect();
         let built: Result<_, std::convert::Infallible> = self.views.get_or_try(&key.join("\n"), || {
-            let mut view =
-                Catalog { version: self.version, fingerprint: self.fingerprint.clone(), ..Catalog::default() };
+            let mut view = Catalog {
+                version: self.version,
+                fingerprint: self.fingerprint.clone(),
+                values: self.values.clone(),
+                spans: self.spans.clone(),
+                ..Catalog::default()
+            };
             for t in self.tables.values().filter(|t| tables.contains(&t.name)) {
                 for d in t.dimensions.iter().filter_map(|d| self.dimensions.get(d)) {
                     view.dimensions.insert(d.name.clone(), d.clone());

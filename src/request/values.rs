@@ -13,12 +13,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// The rows of a dimension (fields in dimension order, sorted by key): its lookup, or the
-/// distinct keys of the facts of this catalog's tables, computed once per catalog.
+/// distinct keys of the facts of this catalog's tables, computed once per snapshot and set of
+/// tables (a restricted view granted every table of the dimension reuses the snapshot's).
 pub fn dimension_rows(catalog: &Catalog, dim: &Dimension) -> Result<Arc<LookupTable>, EngineError> {
     if let Some(l) = &dim.lookup {
         return Ok(l.clone());
     }
-    catalog.values.get_or_try(&format!("facts\n{}", dim.name), || {
+    catalog.values.get_or_try(&format!("facts\n{}\n{}", dim.name, catalog.tables_key(&dim.name)), || {
         let mut keys = BTreeSet::new();
         for t in catalog.tables_with_dimension(&dim.name) {
             if let Some(p) = t.physical.iter().find(|p| p.dimensions.contains(&dim.name)) {
