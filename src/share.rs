@@ -15,8 +15,8 @@ pub const USER: &str = "shareUser";
 pub const EXPIRES: &str = "shareExpires";
 /// The link parameter holding the hex signature.
 pub const SIGNATURE: &str = "shareSignature";
-/// Parameters a link's holder may change: how the answer is presented, not what it is.
-pub const FREE: [&str; 5] = ["format", "page", "perPage", "filename", "csvDates"];
+/// The parameters a link adds to its query.
+pub const LINK_PARAMS: [&str; 3] = [USER, EXPIRES, SIGNATURE];
 
 /// The key share links are signed with.
 pub struct Signer {

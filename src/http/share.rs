@@ -4,15 +4,16 @@
 use super::reply::{self, Ctx};
 use crate::app::AppState;
 use crate::error::{Error, Reason};
+use crate::request::PRESENTATION_PARAMS;
 use crate::request::params::Params;
-use crate::share::{EXPIRES, FREE, SIGNATURE, USER};
+use crate::share::{EXPIRES, LINK_PARAMS, SIGNATURE, USER};
 use serde_json::json;
 use warp::reply::Response;
 
 /// The canonical form a share signature covers: the path after the API root and every
-/// parameter but the presentation ones ([`FREE`]) and the signature's own.
+/// parameter but the presentation ones ([`PRESENTATION_PARAMS`]) and the link's own.
 pub fn canonical(ctx: &Ctx, path: &str) -> String {
-    ctx.params.canonical(path, &[&FREE[..], &[USER, EXPIRES, SIGNATURE]].concat())
+    ctx.params.canonical(path, &[&PRESENTATION_PARAMS[..], &LINK_PARAMS].concat())
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -51,7 +52,7 @@ pub fn share(state: &AppState, ctx: &Ctx) -> Result<Response, Error> {
     let expires = now_s.saturating_add(state.auth().share_link_seconds as i64);
     let p = &ctx.principal;
     let signature = state.share.sign(&p.user, &p.token, expires, &canonical(&probe, &rest.join("/")));
-    let mut q = probe.params.raw_without(&[USER, EXPIRES, SIGNATURE]);
+    let mut q = probe.params.raw_without(&LINK_PARAMS);
     let mut tail = form_urlencoded::Serializer::new(String::new());
     tail.append_pair(USER, &p.user).append_pair(EXPIRES, &expires.to_string()).append_pair(SIGNATURE, &signature);
     if !q.is_empty() {

@@ -218,11 +218,7 @@ fn effective_async_after(call: &Call, p: &Prepared) -> Result<AsyncAfter, Error>
 /// The name of an answer: the canonical query without its presentation, the intervals it
 /// resolved to, who asks, and the data snapshot (see [`cache`]).
 fn answer_key(call: &Call, p: &Prepared) -> String {
-    let skip: Vec<&str> = crate::share::FREE
-        .iter()
-        .copied()
-        .chain(["asyncAfter", crate::share::USER, crate::share::EXPIRES, crate::share::SIGNATURE])
-        .collect();
+    let skip = [&crate::request::PRESENTATION_PARAMS[..], &["asyncAfter"], &crate::share::LINK_PARAMS].concat();
     let canonical = call.params.canonical(&call.segments.join("/"), &skip);
     let intervals: Vec<String> = p.plan.intervals.iter().map(|i| i.iso_utc()).collect();
     let who = &call.principal;

@@ -12,6 +12,10 @@ use crate::grammar::format::Format;
 use crate::grammar::paging::Paging;
 use serde::{Deserialize, Serialize};
 
+/// The parameters that choose how an answer is presented, not what it is: a share link's
+/// holder may change them, and they are no part of an answer's name (the cache key).
+pub const PRESENTATION_PARAMS: [&str; 5] = ["format", "page", "perPage", "filename", "csvDates"];
+
 /// How an answer is presented, apart from what it is: the same meaning ([`data::DataRequest`])
 /// in another format, page or file name is the same answer, computed once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
