@@ -280,7 +280,7 @@ pub fn metrics(state: &AppState, ctx: &Ctx) -> Res {
     list(state, ctx, "rows", rows, "metrics")
 }
 
-pub fn metric(_state: &AppState, ctx: &Ctx, name: &str) -> Res {
+pub fn metric(ctx: &Ctx, name: &str) -> Res {
     let cat = &ctx.catalog;
     let m = cat
         .metrics

@@ -107,12 +107,14 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
     if ctx.path == "/" || ctx.path == root || ctx.path == format!("{root}/") {
         return Ok(reply::json(200, &index(&ctx.base)));
     }
-    let operator = state.auth().is_operator(ctx.header("authorization"));
+    // The identity configuration in force for this whole request (a reload may swap it).
+    let auth = state.auth();
+    let operator = auth.is_operator(ctx.header("authorization"));
     if ctx.path == "/status" || ctx.path == "/status/" {
         return Ok(meta::status(state, operator));
     }
     if ctx.path == "/metrics" {
-        if !operator && state.auth().guards_operations() {
+        if !operator && auth.guards_operations() {
             return Err(Error::new(
                 Reason::Unauthorized,
                 "/metrics needs the status token (auth.status_token_sha256) or an admin's token: send 'Authorization: Bearer <token>'.",
@@ -128,7 +130,7 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
         }
         _ => return Err(not_found(ctx)),
     };
-    ctx.principal = identify(state, ctx, &rest)?;
+    ctx.principal = identify(state, &auth, ctx, &rest)?;
     ctx.catalog = crate::access::catalog_for(&state.catalog(), &ctx.principal);
     tracing::Span::current().record("user", ctx.principal.user.as_str());
     let ctx: &Ctx = ctx;
@@ -163,10 +165,15 @@ async fn dispatch(state: &Arc<AppState>, method: &Method, ctx: &mut Ctx) -> Resu
 
 /// The caller: a share link's signer when the request carries a share signature and no
 /// token, else the bearer token's principal.
-fn identify(state: &AppState, ctx: &Ctx, rest: &[String]) -> Result<crate::auth::Principal, Error> {
+fn identify(
+    state: &AppState,
+    auth: &crate::auth::Auth,
+    ctx: &Ctx,
+    rest: &[String],
+) -> Result<crate::auth::Principal, Error> {
     let signature = ctx.params.get(crate::share::SIGNATURE);
-    if !state.auth().enabled() || ctx.header("authorization").is_some() || signature.is_none() {
-        return state.auth().identify(ctx.header("authorization"));
+    if !auth.enabled() || ctx.header("authorization").is_some() || signature.is_none() {
+        return auth.identify(ctx.header("authorization"));
     }
     let claim = crate::auth::ShareClaim {
         user: ctx.params.get(crate::share::USER).unwrap_or(""),
@@ -174,7 +181,7 @@ fn identify(state: &AppState, ctx: &Ctx, rest: &[String]) -> Result<crate::auth:
         signature: signature.unwrap_or(""),
         canonical: &share::canonical(ctx, &rest.join("/")),
     };
-    state.auth().identify_share(&state.share, &claim, state.clock.now_ms().div_euclid(1000))
+    auth.identify_share(&state.share, &claim, state.clock.now_ms().div_euclid(1000))
 }
 
 fn metadata(state: &AppState, ctx: &Ctx, rest: &[&str]) -> Result<warp::reply::Response, Error> {
@@ -192,7 +199,7 @@ fn metadata(state: &AppState, ctx: &Ctx, rest: &[&str]) -> Result<warp::reply::R
             ),
         )),
         ["metrics"] => meta::metrics(state, ctx),
-        ["metrics", m] => meta::metric(state, ctx, m),
+        ["metrics", m] => meta::metric(ctx, m),
         ["slices"] => meta::slices(state, ctx),
         ["slices", s] => meta::slice(state, ctx, s),
         _ => Err(not_found(ctx)),
