@@ -20,21 +20,9 @@ QUIVER="$ROOT/target/release/quiver"
 mkdir -p "$BENCH"
 [ -f "$PARQUET" ] || "$QUIVER" tpch --sf "$SF" --out "$PARQUET"
 
-if [ ! -x .venv-bench/bin/python ]; then
-  python3 -m venv .venv-bench
-  .venv-bench/bin/pip install --quiet duckdb
-fi
-PY="$ROOT/.venv-bench/bin/python"
-
-write_config() {
-  rm -rf "$CONF" && mkdir -p "$CONF/tables"
-  sed -e "s|^data_root = .*|data_root = \"$ROOT\"|" -e "s|^dir = \"jobs\"|dir = \"$CONF/jobs\"|" \
-      -e "s|^port = .*|port = $PORT|" benches/lineitem/gateway.toml > "$CONF/gateway.toml"
-  sed -e "s|data/bench/lineitem_sf1.parquet|$PARQUET|" benches/lineitem/tables/lineitem.toml > "$CONF/tables/lineitem.toml"
-}
-
 PID=""
 . benches/serve.sh
+bench_venv duckdb
 # The bench config lives on in data/bench (the rollup appends its catalog entry there).
 start() {
   WORK="$CONF"
@@ -43,7 +31,7 @@ start() {
 stop() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; PID=""; }
 trap stop EXIT
 
-write_config
+bench_config "$CONF" "$PARQUET" "$PORT"
 start
 status=0
 "$PY" benches/compare.py --port "$PORT" --pid "$PID" --parquet "$PARQUET" --duck-python "$PY" --runs "$RUNS" \

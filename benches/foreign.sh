@@ -22,9 +22,9 @@ PORT="${QUIVER_BENCH_PORT:-9997}"
 cargo build --release --quiet
 QUIVER="$ROOT/target/release/quiver"
 mkdir -p "$BENCH"
-if [ ! -x .venv-bench/bin/python ]; then python3 -m venv .venv-bench; fi
-.venv-bench/bin/pip install --quiet duckdb pyarrow polars tpchgen-cli
-PY="$ROOT/.venv-bench/bin/python"
+PID=""
+. benches/serve.sh
+bench_venv duckdb pyarrow polars tpchgen-cli
 if [ "$WRITER" = quiver ]; then
   PARQUET="$BENCH/lineitem_sf$SF.parquet"
   TS=utc
@@ -36,12 +36,7 @@ else
   [ -f "$PARQUET" ] || "$PY" benches/foreign_write.py "$RAW" "$PARQUET" --writer "$WRITER" --timestamps "$TS"
 fi
 CONF="$BENCH/config_foreign"
-rm -rf "$CONF" && mkdir -p "$CONF/tables"
-sed -e "s|^data_root = .*|data_root = \"$ROOT\"|" -e "s|^dir = \"jobs\"|dir = \"$CONF/jobs\"|" \
-    -e "s|^port = .*|port = $PORT|" benches/lineitem/gateway.toml > "$CONF/gateway.toml"
-sed -e "s|data/bench/lineitem_sf1.parquet|$PARQUET|" benches/lineitem/tables/lineitem.toml > "$CONF/tables/lineitem.toml"
-PID=""
-. benches/serve.sh
+bench_config "$CONF" "$PARQUET" "$PORT"
 WORK="$CONF"
 start_quiver "$QUIVER" "$PORT" || exit 1
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null' EXIT

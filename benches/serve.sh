@@ -6,6 +6,8 @@
 #                                answers /status and has warmed its dimension values (a
 #                                background scan that would otherwise overlap measurements)
 #   need_wrk                  -> installs wrk from Debian's packages when missing
+#   bench_venv PKG...         -> PY: a Python in .venv-bench with the packages installed
+#   bench_config CONF PARQUET PORT -> a lineitem configuration in CONF serving PARQUET
 
 scratch_config() {
   WORK=$(mktemp -d)
@@ -33,4 +35,18 @@ start_quiver() {
 
 need_wrk() {
   command -v wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+}
+
+bench_venv() {
+  [ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench
+  .venv-bench/bin/pip install --quiet "$@"
+  PY="$PWD/.venv-bench/bin/python"
+}
+
+bench_config() {
+  local conf=$1 parquet=$2 port=$3
+  rm -rf "$conf" && mkdir -p "$conf/tables"
+  sed -e "s|^data_root = .*|data_root = \"$PWD\"|" -e "s|^dir = \"jobs\"|dir = \"$conf/jobs\"|" \
+      -e "s|^port = .*|port = $port|" benches/lineitem/gateway.toml > "$conf/gateway.toml"
+  sed -e "s|data/bench/lineitem_sf1.parquet|$parquet|" benches/lineitem/tables/lineitem.toml > "$conf/tables/lineitem.toml"
 }
