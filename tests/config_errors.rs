@@ -141,21 +141,13 @@ fn check_command_prints_problems_and_fails() {
 
 /// Writes `rows` flights-like rows with an integer time column counting seconds.
 fn epoch_seconds_file(path: &Path) -> i64 {
-    use arrow::array::{Int64Array, RecordBatch, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::array::{Int64Array, StringArray};
     use std::sync::Arc;
     let day = common::day_ms("2013-06-01") / 1000;
     let times: Int64Array = (0..48).map(|h| Some(day + h * 1800)).collect();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("epoch", DataType::Int64, false),
-        Field::new("carrier", DataType::Utf8, false),
-    ]));
-    let batch =
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(times), Arc::new(StringArray::from(vec!["UA"; 48]))])
-            .unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    let carriers = StringArray::from(vec!["UA"; 48]);
+    std::fs::write(path, common::parquet_of(vec![("epoch", Arc::new(times)), ("carrier", Arc::new(carriers))]))
+        .unwrap();
     48
 }
 

@@ -3,8 +3,7 @@
 
 mod common;
 
-use arrow::array::{RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::array::{StringArray, TimestampMillisecondArray};
 use common::*;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,17 +28,8 @@ const TOTAL: &str = "/v1/data/live/all?metrics=flights&dateTime=2013-06-01/2013-
 fn write_rows(path: &Path, rows: usize) {
     let day = day_ms("2013-06-01");
     let times: TimestampMillisecondArray = (0..rows).map(|i| Some(day + (i as i64 % 1440) * 60_000)).collect();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("time_hour", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
-        Field::new("carrier", DataType::Utf8, false),
-    ]));
     let carriers = StringArray::from(vec!["UA"; rows]);
-    let batch =
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(times.with_timezone("UTC")), Arc::new(carriers)]).unwrap();
-    let mut bytes = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    let bytes = parquet_of(vec![("time_hour", Arc::new(times.with_timezone("UTC"))), ("carrier", Arc::new(carriers))]);
     // Truncate and write the same file (same inode): not atomic.
     std::fs::write(path, bytes).unwrap();
 }

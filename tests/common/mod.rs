@@ -224,3 +224,14 @@ pub fn rss_bytes() -> u64 {
     let kb = s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("0");
     kb.parse::<u64>().unwrap_or(0) * 1024
 }
+
+/// A Parquet file (default writer settings) of the non-null `columns`, as bytes.
+pub fn parquet_of(columns: Vec<(&str, arrow::array::ArrayRef)>) -> Vec<u8> {
+    let columns = columns.into_iter().map(|(n, a)| (n, a, false));
+    let batch = arrow::array::RecordBatch::try_from_iter_with_nullable(columns).unwrap();
+    let mut bytes = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    bytes
+}
