@@ -37,6 +37,10 @@ pub struct AppState {
     pub bodies: crate::cache::Cache<crate::cache::Rendered>,
     /// Physical tables whose data files failed to read, with the last error (`/status`).
     pub degraded: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+    /// The Ballista cluster of `[distributed]`, when a scheduler is configured.
+    pub cluster: Option<Arc<crate::distributed::Cluster>>,
+    /// The cluster's last probe and when it was taken (UTC ms), for `/status`.
+    pub cluster_probe: std::sync::Mutex<Option<(crate::distributed::Probe, i64)>>,
 }
 
 impl AppState {
@@ -78,7 +82,10 @@ impl AppState {
         let budget = config.cache.max_bytes as usize;
         let cache = crate::cache::Cache::new(budget - budget / 4, ttl);
         let bodies = crate::cache::Cache::<crate::cache::Rendered>::new(budget / 4, ttl);
+        let cluster = start_cluster(&config.distributed);
         AppState {
+            cluster,
+            cluster_probe: Default::default(),
             default_async_after,
             cache,
             bodies,
@@ -120,7 +127,38 @@ impl AppState {
 pub fn load_config(config_dir: &std::path::Path) -> Result<(GatewayConfig, Catalog), Vec<String>> {
     let config = GatewayConfig::load(config_dir).map_err(|e| vec![e])?;
     let catalog = crate::catalog::load(&config.tables_dir(config_dir), &config.data_root(config_dir))?;
+    if config.distributed.scheduler.is_empty() {
+        let problems: Vec<String> = catalog
+            .tables
+            .values()
+            .flat_map(|t| &t.physical)
+            .filter(|p| p.engine == crate::catalog::physical::Engine::Distributed)
+            .map(|p| {
+                format!(
+                    "physical table '{}' has engine = \"distributed\", but {} sets no `distributed.scheduler` (e.g. \"df://127.0.0.1:50050\")",
+                    p.name,
+                    config_dir.join("gateway.toml").display()
+                )
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+    }
     Ok((config, catalog))
+}
+
+/// The cluster handle for `[distributed]` (none without a scheduler; a binary without the
+/// feature refused distributed tables when the catalog loaded).
+fn start_cluster(c: &crate::config::DistributedConfig) -> Option<Arc<crate::distributed::Cluster>> {
+    let settings = crate::distributed::Settings::from_config(c).ok()??;
+    match crate::distributed::Cluster::new(settings) {
+        Ok(cl) => Some(Arc::new(cl)),
+        Err(e) => {
+            tracing::error!("distributed tables cannot run: {e}");
+            None
+        }
+    }
 }
 
 impl AppState {
@@ -202,7 +240,7 @@ impl AppState {
     pub fn note_table_health<T>(&self, slice: &str, r: &Result<T, crate::engine::EngineError>) {
         let mut degraded = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
         match r {
-            Err(e @ crate::engine::EngineError::File { .. }) => {
+            Err(e @ (crate::engine::EngineError::File { .. } | crate::engine::EngineError::Unavailable(_))) => {
                 degraded.insert(slice.to_string(), e.to_string());
             }
             Ok(_) => {
@@ -243,5 +281,56 @@ pub async fn refresh_loop(state: Arc<AppState>) {
         tokio::time::sleep(std::time::Duration::from_secs(every)).await;
         let st = state.clone();
         crate::workers::run(move || st.refresh()).await;
+    }
+}
+
+/// Every `distributed.probe_seconds` (unless 0), asks the scheduler whether it is there and
+/// how many executors it has. While it is unreachable or has none, every distributed table is
+/// degraded (`/status`); the first good probe clears that.
+pub async fn cluster_loop(state: Arc<AppState>) {
+    let every = state.config.distributed.probe_seconds;
+    let Some(cluster) = state.cluster.clone() else { return };
+    if every <= 0.0 {
+        return;
+    }
+    loop {
+        let c = cluster.clone();
+        if let Some(probe) = crate::workers::run(move || c.probe()).await {
+            state.note_cluster(probe);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs_f64(every)).await;
+    }
+}
+
+impl AppState {
+    /// Records a probe of the cluster and marks or clears the distributed tables' health.
+    pub fn note_cluster(&self, probe: crate::distributed::Probe) {
+        let problem = match (&probe.error, probe.executors) {
+            (Some(e), _) => Some(format!("The distributed engine cannot be reached: {e}.")),
+            (None, 0) => Some("The distributed engine has no executors.".to_string()),
+            _ => None,
+        };
+        let distributed: Vec<String> = self
+            .catalog()
+            .tables
+            .values()
+            .flat_map(|t| &t.physical)
+            .filter(|p| p.engine == crate::catalog::physical::Engine::Distributed)
+            .map(|p| p.name.clone())
+            .collect();
+        {
+            let mut degraded = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
+            for name in distributed {
+                match &problem {
+                    Some(m) => {
+                        degraded.insert(name, m.clone());
+                    }
+                    None => {
+                        degraded.remove(&name);
+                    }
+                }
+            }
+        }
+        *self.cluster_probe.lock().unwrap_or_else(|p| p.into_inner()) = Some((probe, self.clock.now_ms()));
     }
 }

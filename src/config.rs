@@ -17,6 +17,7 @@ pub struct GatewayConfig {
     pub catalog: CatalogConfig,
     pub auth: AuthConfig,
     pub cache: CacheConfig,
+    pub distributed: DistributedConfig,
 }
 
 /// The result cache and HTTP caching (issue 15).
@@ -305,6 +306,69 @@ impl Default for JobsConfig {
     }
 }
 
+/// `[distributed]`: the Apache DataFusion Ballista cluster that runs the physical tables
+/// marked `engine = "distributed"`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistributedConfig {
+    /// The scheduler, `df://host:port`. Default empty: no cluster.
+    pub scheduler: String,
+    /// Most seconds a query may take on the cluster; past it the Ballista job is canceled
+    /// and the answer is 503 CLUSTER_UNAVAILABLE. Default 60.
+    pub timeout_seconds: f64,
+    /// How often the scheduler is probed for `/status` (reachability, executors); a failed
+    /// probe marks the distributed tables degraded. 0 = never. Default 5.
+    pub probe_seconds: f64,
+    /// Most seconds one probe may take. Default 2.
+    pub probe_timeout_seconds: f64,
+}
+
+impl Default for DistributedConfig {
+    fn default() -> Self {
+        DistributedConfig {
+            scheduler: String::new(),
+            timeout_seconds: 60.0,
+            probe_seconds: 5.0,
+            probe_timeout_seconds: 2.0,
+        }
+    }
+}
+
+impl DistributedConfig {
+    /// The scheduler's host and port, from `df://host:port`.
+    pub fn address(&self) -> Result<(String, u16), String> {
+        let s = &self.scheduler;
+        let bad = || format!("key `distributed.scheduler`: '{s}' is not of the form 'df://host:port'");
+        let rest = s.strip_prefix("df://").ok_or_else(bad)?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if host.is_empty() || host.contains('/') || port == 0 {
+            return Err(bad());
+        }
+        Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.scheduler.is_empty() {
+            self.address()?;
+        }
+        for (key, v) in
+            [("timeout_seconds", self.timeout_seconds), ("probe_timeout_seconds", self.probe_timeout_seconds)]
+        {
+            if !(v > 0.0 && v <= 86_400.0) {
+                return Err(format!("key `distributed.{key}`: expected seconds between 0 and 86400, got {v}"));
+            }
+        }
+        if !(self.probe_seconds >= 0.0 && self.probe_seconds <= 86_400.0) {
+            return Err(format!(
+                "key `distributed.probe_seconds`: expected 0 (never) to 86400, got {}",
+                self.probe_seconds
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CatalogConfig {
@@ -339,6 +403,7 @@ impl GatewayConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
+        self.distributed.validate()?;
         if self.query.timezone.parse::<chrono_tz::Tz>().is_err() {
             return Err(format!(
                 "key `query.timezone`: '{}' is not an IANA time zone id (e.g. UTC, America/New_York)",

@@ -152,6 +152,9 @@ pub enum Reason {
     JobResultsCorrupt,
     /// The service is unhealthy.
     ServiceUnavailable,
+    /// The distributed engine of the table cannot be reached, lost its executors, or did not
+    /// answer within `distributed.timeout_seconds`.
+    ClusterUnavailable,
     /// A global budget (connections, result bytes in flight, a table's concurrency) is used
     /// up; retry after `Retry-After`.
     ServerBusy,
@@ -214,7 +217,8 @@ impl Reason {
             RateLimited | JobQuotaExceeded => 429,
             JobOrphaned => 410,
             TableSchemaUndefined | DataFileUnreadable | JobResultsCorrupt | Internal => 500,
-            JobStoreUnavailable | ServiceUnavailable | ServerBusy | QueryCanceled | JobInterrupted => 503,
+            JobStoreUnavailable | ServiceUnavailable | ClusterUnavailable | ServerBusy | QueryCanceled
+            | JobInterrupted => 503,
             ResultTooLarge => 507,
         }
     }
@@ -288,6 +292,7 @@ impl Reason {
             JobInterrupted => "JOB_INTERRUPTED",
             JobResultsCorrupt => "JOB_RESULTS_CORRUPT",
             ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ClusterUnavailable => "CLUSTER_UNAVAILABLE",
             ServerBusy => "SERVER_BUSY",
             Internal => "INTERNAL",
         }

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod datafile;
 pub mod digest;
+pub mod distributed;
 pub mod embedded;
 pub mod engine;
 pub mod error;

@@ -56,6 +56,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Run a Ballista scheduler for tables with engine = "distributed" (built with
+    /// --features distributed).
+    #[cfg(feature = "distributed")]
+    Scheduler(quiver::distributed::process::SchedulerArgs),
+    /// Run a Ballista executor that joins a scheduler (built with --features distributed).
+    #[cfg(feature = "distributed")]
+    Executor(quiver::distributed::process::ExecutorArgs),
     /// Print a new random API token and the SHA-256 line to put in gateway.toml.
     Token {
         /// The user the token is for.
@@ -157,11 +164,28 @@ fn resident_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Runs a cluster process with the server's logging; an error is printed and exits 1.
+#[cfg(feature = "distributed")]
+fn cluster_process(what: &str, run: impl FnOnce() -> Result<(), String>) -> ExitCode {
+    init_logging(&std::env::var("QUIVER_LOG_FORMAT").unwrap_or_else(|_| "text".into()));
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Check { config, verbose } => check(config, verbose),
         Command::Serve(args) => serve(args),
+        #[cfg(feature = "distributed")]
+        Command::Scheduler(args) => cluster_process("scheduler", || quiver::distributed::process::run_scheduler(args)),
+        #[cfg(feature = "distributed")]
+        Command::Executor(args) => cluster_process("executor", || quiver::distributed::process::run_executor(args)),
         Command::Rollup(args) => rollup(args),
         Command::Init { files, config } => match quiver::init::write(&files, &config) {
             Ok(written) => {
@@ -392,8 +416,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         // now in the background rather than inside the first metadata request.
         let warm = state.clone();
         tokio::task::spawn_blocking(move || quiver::request::values::warm(&warm.catalog()));
-        let reloads =
-            [tokio::spawn(reload_on_hangup(state.clone())), tokio::spawn(quiver::app::refresh_loop(state.clone()))];
+        let reloads = [
+            tokio::spawn(reload_on_hangup(state.clone())),
+            tokio::spawn(quiver::app::refresh_loop(state.clone())),
+            tokio::spawn(quiver::app::cluster_loop(state.clone())),
+        ];
         // mimalloc purges freed memory only when some thread next allocates, so what a large
         // query (or the warm-up above) freed stayed resident while the server sat idle, and the
         // scan workers' pages outlive their threads. A quiet thread forces the purge when no

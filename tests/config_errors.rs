@@ -309,3 +309,31 @@ fn init_writes_a_catalog_that_check_accepts_and_serve_serves() {
     let ok = Command::new(env!("CARGO_BIN_EXE_quiver")).args(["check", "--config"]).arg(&config2).output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
 }
+
+#[test]
+fn the_distributed_engine_needs_a_scheduler_and_a_known_engine_name() {
+    let d = common::scratch_config();
+    edit(d.path(), "grain = \"hour\"\n", "grain = \"hour\"\nengine = \"druid\"\n");
+    let p = problems(d.path());
+    assert!(
+        p.iter().any(|x| x.contains("physical[0].engine") && x.contains("'druid' is neither local nor distributed")),
+        "{p:?}"
+    );
+    edit(d.path(), "engine = \"druid\"", "engine = \"distributed\"");
+    let p = problems(d.path());
+    if cfg!(feature = "distributed") {
+        assert!(
+            p.iter().any(|x| x.contains("'flights_raw' has engine = \"distributed\"")
+                && x.contains("gateway.toml sets no `distributed.scheduler`")),
+            "{p:?}"
+        );
+    } else {
+        assert!(p.iter().any(|x| x.contains("physical[0].engine") && x.contains("--features distributed")), "{p:?}");
+    }
+    // A scheduler address that is not df://host:port names the key.
+    let g = d.path().join("config/gateway.toml");
+    let text = std::fs::read_to_string(&g).unwrap() + "\n[distributed]\nscheduler = \"http://x:1\"\n";
+    std::fs::write(&g, text).unwrap();
+    let p = problems(d.path());
+    assert!(p.iter().any(|x| x.contains("key `distributed.scheduler`") && x.contains("df://host:port")), "{p:?}");
+}

@@ -17,6 +17,15 @@ pub enum PhysicalKind {
     Rollup,
 }
 
+/// Which engine aggregates a physical table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// This process's own engine.
+    Local,
+    /// The Ballista cluster of `[distributed]`.
+    Distributed,
+}
+
 /// A physical table ("slice"): files at one grain with a column mapping.
 #[derive(Debug, Clone)]
 pub struct PhysicalTable {
@@ -39,6 +48,8 @@ pub struct PhysicalTable {
     pub availability: Vec<Interval>,
     /// Most queries scanning this table at once (`max_concurrent_queries`); `None` = no limit.
     pub max_concurrent: Option<usize>,
+    /// Where its queries aggregate (`engine`).
+    pub engine: Engine,
 }
 
 impl PhysicalTable {

@@ -76,6 +76,10 @@ pub struct PhysicalSpec {
     /// Column renames: dimension or metric name → column in these files. Default none.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// Which engine aggregates this table: `local` (this process) or `distributed` (the
+    /// Ballista cluster of `[distributed]` in gateway.toml). Default `local`.
+    #[serde(default = "local")]
+    pub engine: String,
     /// Most queries scanning this table at once, for tables that are expensive to scan; past
     /// it the answer is 503 with `Retry-After`. Default: no limit of its own.
     pub max_concurrent_queries: Option<usize>,
@@ -198,6 +202,10 @@ fn general() -> String {
 fn utc() -> String {
     "UTC".into()
 }
+fn local() -> String {
+    "local".into()
+}
+
 fn raw() -> String {
     "raw".into()
 }

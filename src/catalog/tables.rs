@@ -132,6 +132,18 @@ fn build_physical(
             return None;
         }
     };
+    let engine = match ps.engine.as_str() {
+        "local" => physical::Engine::Local,
+        "distributed" if cfg!(feature = "distributed") => physical::Engine::Distributed,
+        "distributed" => {
+            p.add(&format!("{key}.engine"), crate::distributed::NOT_BUILT.to_string());
+            return None;
+        }
+        other => {
+            p.add(&format!("{key}.engine"), format!("'{other}' is neither local nor distributed"));
+            return None;
+        }
+    };
     let paths = match physical::expand_path(root, &ps.path) {
         Ok(x) => x,
         Err(e) => {
@@ -302,6 +314,7 @@ fn build_physical(
         columns,
         availability,
         max_concurrent: ps.max_concurrent_queries,
+        engine,
     })
 }
 

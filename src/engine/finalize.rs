@@ -66,79 +66,65 @@ fn rollup(base: &Partial, map: &[u32], starts: Vec<i64>) -> (Level, Vec<u32>) {
     (Level { groups, accs, bucket_starts: starts }, member)
 }
 
-/// Evaluates outputs at one level, memoizing by name.
+/// Evaluates outputs below the top level (the inner buckets of nested averages).
 struct Evaluator<'a> {
     plan: &'a QueryPlan,
     base: &'a Partial,
     buckets: &'a Buckets,
-    memo: HashMap<String, Col>,
     /// Top-level group of each base group.
     top_member: Vec<u32>,
 }
 
-impl Evaluator<'_> {
-    fn output(&self, name: &str) -> Result<&OutputMetric, EngineError> {
-        self.plan
-            .outputs
-            .iter()
-            .find(|o| o.name == name)
-            .ok_or_else(|| EngineError::Unsupported(format!("post-aggregation refers to unknown metric '{name}'")))
-    }
-
-    fn eval(&mut self, kind: &OutputKind, integer: bool, level: &Level, top: bool) -> Result<Col, EngineError> {
-        match kind {
-            OutputKind::Agg(i) => {
-                let acc = &level.accs[*i];
-                let n = level.groups.len();
-                Ok(if acc.is_integer() {
-                    Col::Int(
-                        (0..n)
-                            .map(|g| match acc.value(g) {
-                                Value::Int(v) => v,
-                                Value::Float(v) => v.map(|x| x as i64),
-                            })
-                            .collect(),
-                    )
-                } else {
-                    Col::Float((0..n).map(|g| acc.value(g).as_f64()).collect())
+/// The values of one accumulator for `n` groups.
+fn level_col(acc: &Acc, n: usize) -> Col {
+    if acc.is_integer() {
+        Col::Int(
+            (0..n)
+                .map(|g| match acc.value(g) {
+                    Value::Int(v) => v,
+                    Value::Float(v) => v.map(|x| x as i64),
                 })
-            }
+                .collect(),
+        )
+    } else {
+        Col::Float((0..n).map(|g| acc.value(g).as_f64()).collect())
+    }
+}
+
+/// A post-aggregation over `cols` (its references) for `n` groups: integer arithmetic when
+/// the metric is an integer, every input is, and nothing divides; else floating point.
+fn post(expr: &Expr, integer: bool, cols: &HashMap<String, Col>, n: usize) -> Col {
+    let all_int = integer && cols.values().all(|c| matches!(c, Col::Int(_))) && !expr.has_division();
+    if all_int {
+        Col::Int((0..n).map(|i| eval_int(expr, cols, i)).collect())
+    } else {
+        Col::Float((0..n).map(|i| eval_float(expr, cols, i)).collect())
+    }
+}
+
+fn find_output<'p>(plan: &'p QueryPlan, name: &str) -> Result<&'p OutputMetric, EngineError> {
+    plan.outputs
+        .iter()
+        .find(|o| o.name == name)
+        .ok_or_else(|| EngineError::Unsupported(format!("post-aggregation refers to unknown metric '{name}'")))
+}
+
+impl Evaluator<'_> {
+    /// `kind` at a level below the top.
+    fn eval(&mut self, kind: &OutputKind, integer: bool, level: &Level) -> Result<Col, EngineError> {
+        match kind {
+            OutputKind::Agg(i) => Ok(level_col(&level.accs[*i], level.groups.len())),
             OutputKind::Post(expr) => {
                 let mut cols: HashMap<String, Col> = HashMap::new();
                 for r in expr.refs() {
-                    let c = if top {
-                        self.named(&r, level)?
-                    } else {
-                        let o = self.output(&r)?.clone();
-                        self.eval(&o.kind, o.integer, level, false)?
-                    };
+                    let o = find_output(self.plan, &r)?.clone();
+                    let c = self.eval(&o.kind, o.integer, level)?;
                     cols.insert(r, c);
                 }
-                let n = level.groups.len();
-                let all_int = integer && cols.values().all(|c| matches!(c, Col::Int(_))) && !expr.has_division();
-                Ok(if all_int {
-                    Col::Int((0..n).map(|i| eval_int(expr, &cols, i)).collect())
-                } else {
-                    Col::Float((0..n).map(|i| eval_float(expr, &cols, i)).collect())
-                })
+                Ok(post(expr, integer, &cols, level.groups.len()))
             }
-            OutputKind::NestedAvg { of, per } => {
-                if !top {
-                    return Err(EngineError::Unsupported("nested averages cannot be nested".into()));
-                }
-                self.nested(of, *per, level)
-            }
+            OutputKind::NestedAvg { .. } => Err(EngineError::Unsupported("nested averages cannot be nested".into())),
         }
-    }
-
-    fn named(&mut self, name: &str, level: &Level) -> Result<Col, EngineError> {
-        if let Some(c) = self.memo.get(name) {
-            return Ok(c.clone());
-        }
-        let o = self.output(name)?.clone();
-        let c = self.eval(&o.kind, o.integer, level, true)?;
-        self.memo.insert(name.to_string(), c.clone());
-        Ok(c)
     }
 
     /// Sum of `of` per `per` bucket, averaged over the `per` buckets with data in each
@@ -158,7 +144,7 @@ impl Evaluator<'_> {
             })
             .collect();
         let (mid, member) = rollup(self.base, &map, starts);
-        let values = self.eval(&of.kind, of.integer, &mid, false)?;
+        let values = self.eval(&of.kind, of.integer, &mid)?;
         // Each mid group lies in one output group: find it through any base member.
         let mut mid_to_top = vec![u32::MAX; mid.groups.len()];
         let top_of_base = &self.top_member;
@@ -214,33 +200,76 @@ fn eval_int(e: &Expr, cols: &HashMap<String, Col>, i: usize) -> Option<i64> {
     })
 }
 
+/// Output groups with the final values of their aggregations: what the local engine's merged
+/// states roll up to, and what a remote engine returns.
+pub struct Groups {
+    /// Output bucket start (UTC ms) of each group.
+    pub times: Vec<i64>,
+    /// One Utf8 column per group-by, one value per group.
+    pub dims: Vec<ArrayRef>,
+    /// One column per aggregation of the plan.
+    pub aggs: Vec<Col>,
+    /// The value of each nested average output, by output name.
+    pub nested: HashMap<String, Col>,
+}
+
 /// Builds the unshaped result: `dateTime`, one Utf8 column per group-by, one per visible
 /// output metric.
 pub fn finalize(plan: &QueryPlan, base: Option<Partial>, buckets: &Buckets) -> Result<RecordBatch, EngineError> {
     let base = base.unwrap_or_else(|| Partial::empty(plan.group_by.len()));
-    let (top, member) = if base.accs.is_empty() && base.groups.is_empty() {
-        (Level { groups: GroupTable::new(plan.group_by.len()), accs: vec![], bucket_starts: vec![] }, vec![])
-    } else {
-        rollup(&base, &buckets.outer, buckets.outer_starts.clone())
+    if base.accs.is_empty() && base.groups.is_empty() {
+        return empty_result(plan);
+    }
+    let (top, member) = rollup(&base, &buckets.outer, buckets.outer_starts.clone());
+    let n = top.groups.len();
+    let mut ev = Evaluator { plan, base: &base, buckets, top_member: member };
+    let mut nested = HashMap::new();
+    for o in &plan.outputs {
+        if let OutputKind::NestedAvg { of, per } = &o.kind {
+            nested.insert(o.name.clone(), ev.nested(of, *per, &top)?);
+        }
+    }
+    let dims = (0..plan.group_by.len())
+        .map(|j| {
+            let vals: Vec<&str> =
+                (0..n).map(|g| base.dims[j].values[top.groups.codes_of(g)[j] as usize].as_str()).collect();
+            Arc::new(StringArray::from(vals)) as ArrayRef
+        })
+        .collect();
+    let groups = Groups {
+        times: (0..n).map(|g| top.bucket_starts[top.groups.buckets[g] as usize]).collect(),
+        dims,
+        aggs: top.accs.iter().map(|a| level_col(a, n)).collect(),
+        nested,
     };
-    let mut ev = Evaluator { plan, base: &base, buckets, memo: HashMap::new(), top_member: member };
+    finalize_groups(plan, groups, false)
+}
+
+/// The unshaped result of a query no row matched.
+pub fn empty_result(plan: &QueryPlan) -> Result<RecordBatch, EngineError> {
+    let groups = Groups {
+        times: vec![],
+        dims: plan.group_by.iter().map(|_| Arc::new(StringArray::from(Vec::<&str>::new())) as ArrayRef).collect(),
+        aggs: vec![],
+        nested: HashMap::new(),
+    };
+    finalize_groups(plan, groups, true)
+}
+
+/// The unshaped result of `groups`: post-aggregations evaluated by name (each once), nested
+/// averages taken as given. `empty`: no groups at all (every output takes its declared type).
+pub fn finalize_groups(plan: &QueryPlan, groups: Groups, empty: bool) -> Result<RecordBatch, EngineError> {
+    let n = groups.times.len();
     let mut fields =
         vec![Field::new("dateTime", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false)];
-    let n = top.groups.len();
-    let times: Vec<i64> = (0..n).map(|g| top.bucket_starts[top.groups.buckets[g] as usize]).collect();
-    let mut cols: Vec<ArrayRef> = vec![Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC"))];
-    for (j, gb) in plan.group_by.iter().enumerate() {
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(TimestampMillisecondArray::from(groups.times).with_timezone("UTC"))];
+    for (gb, d) in plan.group_by.iter().zip(groups.dims) {
         fields.push(Field::new(&gb.name, DataType::Utf8, false));
-        let vals: Vec<&str> =
-            (0..n).map(|g| base.dims[j].values[top.groups.codes_of(g)[j] as usize].as_str()).collect();
-        cols.push(Arc::new(StringArray::from(vals)));
+        cols.push(d);
     }
+    let mut top = Top { plan, aggs: groups.aggs, nested: groups.nested, memo: HashMap::new(), n };
     for o in plan.outputs.iter().filter(|o| !o.hidden) {
-        let c = if top.accs.is_empty() && n == 0 {
-            if o.integer { Col::Int(vec![]) } else { Col::Float(vec![]) }
-        } else {
-            ev.named(&o.name, &top)?
-        };
+        let c = if empty { if o.integer { Col::Int(vec![]) } else { Col::Float(vec![]) } } else { top.named(&o.name)? };
         let dt = match c {
             Col::Int(_) => DataType::Int64,
             Col::Float(_) => DataType::Float64,
@@ -249,4 +278,40 @@ pub fn finalize(plan: &QueryPlan, base: Option<Partial>, buckets: &Buckets) -> R
         cols.push(c.into_array());
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(EngineError::arrow)
+}
+
+/// Evaluates outputs at the top level from final aggregation values, memoizing by name.
+struct Top<'a> {
+    plan: &'a QueryPlan,
+    aggs: Vec<Col>,
+    nested: HashMap<String, Col>,
+    memo: HashMap<String, Col>,
+    n: usize,
+}
+
+impl Top<'_> {
+    fn named(&mut self, name: &str) -> Result<Col, EngineError> {
+        if let Some(c) = self.memo.get(name) {
+            return Ok(c.clone());
+        }
+        let o = find_output(self.plan, name)?;
+        let c = match &o.kind {
+            OutputKind::Agg(i) => self.aggs[*i].clone(),
+            OutputKind::NestedAvg { .. } => self
+                .nested
+                .get(name)
+                .cloned()
+                .ok_or_else(|| EngineError::Unsupported(format!("nested average '{name}' was not computed")))?,
+            OutputKind::Post(expr) => {
+                let mut cols = HashMap::new();
+                for r in expr.refs() {
+                    let c = self.named(&r)?;
+                    cols.insert(r, c);
+                }
+                post(expr, o.integer, &cols, self.n)
+            }
+        };
+        self.memo.insert(name.to_string(), c.clone());
+        Ok(c)
+    }
 }

@@ -45,6 +45,9 @@ pub enum EngineError {
     Canceled,
     #[error("a scan worker stopped unexpectedly: {0}")]
     WorkerPanicked(String),
+    /// The distributed engine cannot be reached, lost its executors or did not answer in time.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl EngineError {
@@ -72,6 +75,18 @@ pub struct ScanStats {
     /// Row groups (or slices of them) read by the page decoder.
     pub direct_units: u64,
     pub elapsed_ms: f64,
+    /// Set when the aggregation ran on the distributed engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteRun>,
+}
+
+/// Where a distributed query ran.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RemoteRun {
+    /// The scheduler, `df://host:port`.
+    pub scheduler: String,
+    /// The Ballista job ids (one per logical plan).
+    pub jobs: Vec<String>,
 }
 
 /// The shaped result.
@@ -150,6 +165,7 @@ pub fn execute(plan: &QueryPlan, cancel: &CancelToken) -> Result<QueryResult, En
         groups,
         direct_units: counters.direct_units.load(Ordering::Relaxed),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+        remote: None,
     };
     Ok(QueryResult { batch, stats })
 }

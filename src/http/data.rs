@@ -40,7 +40,10 @@ pub fn call(ctx: &Ctx, segs: &[&str]) -> Call {
 pub async fn data(state: &Arc<AppState>, ctx: &Ctx, segs: &[&str]) -> Result<Response, Error> {
     match query::run(state, call(ctx, segs)).await? {
         Answer::Plan(p) => {
-            let body = response::debug::explain(&p.resolved.meaning.table, &p.plan, &p.physical, &ctx.request_id);
+            let mut body = response::debug::explain(&p.resolved.meaning.table, &p.plan, &p.physical, &ctx.request_id);
+            if p.physical.engine == crate::catalog::physical::Engine::Distributed {
+                body["druidQuery"]["distributed"] = distributed_plan(state, &p.plan).await;
+            }
             Ok(reply::json(200, &body))
         }
         Answer::NotModified(v) => {
@@ -90,12 +93,29 @@ fn httpdate(t: std::time::SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
+/// The DataFusion logical plans a distributed table's query runs as, and the scheduler.
+async fn distributed_plan(state: &Arc<AppState>, plan: &crate::engine::plan::QueryPlan) -> serde_json::Value {
+    let Some(cluster) = state.cluster.clone() else {
+        return serde_json::json!({"error": "no [distributed] scheduler is configured"});
+    };
+    let plan = plan.clone();
+    let c = cluster.clone();
+    match crate::workers::run(move || c.explain(&plan)).await {
+        Some(Ok(plans)) => serde_json::json!({"scheduler": cluster.settings.scheduler, "logicalPlans": plans}),
+        Some(Err(e)) => serde_json::json!({"scheduler": cluster.settings.scheduler, "error": e.to_string()}),
+        None => serde_json::json!({"error": "the plan could not be built"}),
+    }
+}
+
 /// The request's one log line ("served") carries the scan's cost through the span.
 fn record_stats(stats: &ScanStats) {
     let span = tracing::Span::current();
     span.record("rows_scanned", stats.rows_scanned);
     span.record("row_groups_pruned", stats.row_groups_pruned);
     span.record("engine_ms", stats.elapsed_ms);
+    if let Some(r) = &stats.remote {
+        span.record("remote", format!("{} jobs {}", r.scheduler, r.jobs.join(",")));
+    }
 }
 
 /// A rendered answer: small ones whole (and worth keeping), large ones streaming.
@@ -213,7 +233,11 @@ fn in_flight_bytes(batch: &RecordBatch, rows: usize) -> u64 {
 /// `engine;dur=…, rows;desc=…, rowgroups;desc="scanned/pruned", …, cache;desc="hit|miss"`
 /// (on a hit, the engine figures are those of the run that filled the cache).
 pub fn server_timing(s: &ScanStats, hit: bool) -> String {
-    format!(
+    let remote = match &s.remote {
+        Some(r) => format!(", remote;desc=\"{} jobs {}\"", r.scheduler, r.jobs.join(" ")),
+        None => String::new(),
+    };
+    let head = format!(
         "engine;dur={:.2}, rows;desc=\"{}\", rowgroups;desc=\"{} scanned, {} pruned\", bytes;desc=\"{}\", cache;desc=\"{}\"",
         s.elapsed_ms,
         s.rows_scanned,
@@ -221,5 +245,6 @@ pub fn server_timing(s: &ScanStats, hit: bool) -> String {
         s.row_groups_pruned,
         s.bytes_scanned,
         if hit { "hit" } else { "miss" }
-    )
+    );
+    head + &remote
 }

@@ -390,6 +390,19 @@ pub fn status(state: &AppState, operator: bool) -> Response {
     if let Err(e) = jobs {
         body["jobStoreError"] = json!(e);
     }
+    if let Some(c) = &state.cluster {
+        let probe = state.cluster_probe.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut d = json!({"scheduler": c.settings.scheduler, "timeoutSeconds": c.settings.timeout.as_secs_f64()});
+        if let Some((p, at)) = probe {
+            d["reachable"] = json!(p.reachable);
+            d["executors"] = json!(p.executors);
+            d["checkedAt"] = json!(time::iso_utc(at));
+            if let Some(e) = p.error {
+                d["error"] = json!(e);
+            }
+        }
+        body["distributed"] = d;
+    }
     reply::json(200, &body)
 }
 

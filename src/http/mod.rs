@@ -51,6 +51,7 @@ async fn handle(
         table = tracing::field::Empty,
         grain = tracing::field::Empty,
         rows_scanned = tracing::field::Empty,
+        remote = tracing::field::Empty,
         row_groups_pruned = tracing::field::Empty,
         engine_ms = tracing::field::Empty
     );

@@ -4,7 +4,7 @@
 
 use super::Call;
 use crate::app::AppState;
-use crate::catalog::physical::PhysicalTable;
+use crate::catalog::physical::{Engine, PhysicalTable};
 use crate::engine::plan::{CancelToken, QueryPlan};
 use crate::engine::{self, EngineError};
 use crate::error::{Error, Reason};
@@ -28,6 +28,7 @@ impl From<EngineError> for Error {
             ),
             EngineError::Canceled => Error::new(Reason::QueryCanceled, "The query was canceled."),
             EngineError::File { .. } => Error::new(Reason::DataFileUnreadable, e.to_string()),
+            EngineError::Unavailable(m) => Error::new(Reason::ClusterUnavailable, m),
             other => Error::internal(other.to_string()),
         }
     }
@@ -110,6 +111,25 @@ pub async fn prepare_fresh(state: &Arc<AppState>, call: &mut Call) -> Result<Pre
     Err(being_replaced(&prepared.physical.name))
 }
 
+/// Runs `plan` on the engine of `physical`: this process's, or the cluster's.
+fn run(
+    st: &AppState,
+    plan: &QueryPlan,
+    physical: &PhysicalTable,
+    token: &CancelToken,
+) -> Result<engine::QueryResult, EngineError> {
+    match physical.engine {
+        Engine::Local => engine::execute(plan, token),
+        Engine::Distributed => match &st.cluster {
+            Some(c) => c.execute(plan, token),
+            None => Err(EngineError::Unavailable(format!(
+                "The distributed engine of '{}' is not configured: set [distributed] scheduler in gateway.toml.",
+                physical.name
+            ))),
+        },
+    }
+}
+
 /// Runs `plan` (from `call`, on `physical`). When reading fails because a file was replaced
 /// while it was read (not a broken file: the file is no longer the one the footer describes),
 /// waits for the new snapshot and runs the query again on it, so the caller gets the new
@@ -122,7 +142,7 @@ pub fn execute_fresh(
     token: &CancelToken,
 ) -> Result<engine::QueryResult, Error> {
     for _ in 0..RELOAD_ATTEMPTS {
-        let r = engine::execute(&plan, token);
+        let r = run(st, &plan, &physical, token);
         let replaced = matches!(r, Err(EngineError::File { .. })) && !physical.files_unchanged();
         if !replaced {
             st.count(&r);

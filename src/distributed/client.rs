@@ -1,0 +1,200 @@
+//! Runs translated plans on a Ballista cluster: submits each logical plan to the scheduler,
+//! streams the Arrow batches back from the executors over Arrow Flight, and cancels the
+//! Ballista job when the caller cancels (a client that went away, an orphaned job), when the
+//! result grows past the group limit, or when the cluster does not answer within the timeout.
+
+use super::translate::{self, Frames};
+use super::{Probe, RemoteGroups, Settings};
+use crate::engine::EngineError;
+use crate::engine::plan::{CancelToken, QueryPlan};
+use arrow::array::RecordBatch;
+use ballista_core::execution_plans::DistributedQueryExec;
+use ballista_core::extension::SessionStateExt;
+use ballista_core::serde::protobuf::CancelJobParams;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionState;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{DataFrame, SessionContext};
+use datafusion_proto::protobuf::LogicalPlanNode;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A connection to one Ballista scheduler, with its own small runtime so that callers on the
+/// blocking pool (and tests) can run queries synchronously.
+pub struct Client {
+    settings: Settings,
+    /// `http://host:port`, what the gRPC client dials.
+    url: String,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn unavailable(s: &Settings, what: impl std::fmt::Display) -> EngineError {
+    EngineError::Unavailable(format!("The distributed engine at {} {what}.", s.scheduler))
+}
+
+impl Client {
+    /// A client for `settings` (no connection is made until a query or probe).
+    pub fn new(settings: Settings) -> Result<Client, String> {
+        let url = format!("http://{}:{}", settings.host, settings.port);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("quiver-cluster")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the distributed client: {e}"))?;
+        Ok(Client { settings, url, runtime: Some(runtime) })
+    }
+
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives as long as the client")
+    }
+
+    fn context(&self) -> Result<SessionContext, EngineError> {
+        let state = SessionState::new_ballista_state(self.url.clone()).map_err(|e| unavailable(&self.settings, e))?;
+        Ok(SessionContext::new_with_state(state))
+    }
+
+    /// Runs the aggregation of `plan` remotely; the rest of the query stays with the caller.
+    pub fn execute(&self, plan: &QueryPlan, cancel: &CancelToken) -> Result<RemoteGroups, EngineError> {
+        let deadline = Instant::now() + self.settings.timeout;
+        self.rt().block_on(async {
+            let ctx = self.context()?;
+            let frames = tokio::time::timeout_at(deadline, translate::frames(&ctx, plan))
+                .await
+                .map_err(|_| unavailable(&self.settings, "did not plan the query in time"))?
+                .map_err(planning)?;
+            let Frames { main, nested } = frames;
+            let mut jobs = Vec::new();
+            let main = self.collect(&ctx, main, cancel, deadline, plan.limits.max_groups, &mut jobs).await?;
+            let mut nested_out = Vec::new();
+            for (name, df) in nested {
+                nested_out
+                    .push((name, self.collect(&ctx, df, cancel, deadline, plan.limits.max_groups, &mut jobs).await?));
+            }
+            Ok(RemoteGroups { main, nested: nested_out, jobs })
+        })
+    }
+
+    /// The logical plans `plan` would run, as DataFusion prints them (for `format=debug`).
+    pub fn explain(&self, plan: &QueryPlan) -> Result<Vec<String>, EngineError> {
+        self.rt().block_on(async {
+            let ctx = self.context()?;
+            let frames = translate::frames(&ctx, plan).await.map_err(planning)?;
+            let mut out = vec![frames.main.logical_plan().display_indent().to_string()];
+            out.extend(frames.nested.iter().map(|(n, df)| format!("{n}:\n{}", df.logical_plan().display_indent())));
+            Ok(out)
+        })
+    }
+
+    async fn collect(
+        &self,
+        ctx: &SessionContext,
+        df: DataFrame,
+        cancel: &CancelToken,
+        deadline: Instant,
+        max_rows: usize,
+        jobs: &mut Vec<String>,
+    ) -> Result<Vec<RecordBatch>, EngineError> {
+        let physical = df.create_physical_plan().await.map_err(planning)?;
+        let job_of = |p: &Arc<dyn ExecutionPlan>| {
+            p.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().and_then(|d| d.job_id())
+        };
+        let mut stream = physical.execute(0, ctx.task_ctx()).map_err(|e| self.failed(e))?;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let (mut batches, mut rows) = (Vec::new(), 0usize);
+        let outcome = loop {
+            tokio::select! {
+                next = stream.next() => match next {
+                    None => break Ok(()),
+                    Some(Ok(b)) => {
+                        rows += b.num_rows();
+                        if rows > max_rows {
+                            break Err(EngineError::TooManyGroups(max_rows));
+                        }
+                        batches.push(b);
+                    }
+                    Some(Err(e)) => break Err(self.failed(e)),
+                },
+                _ = tick.tick() => if cancel.is_canceled() {
+                    break Err(EngineError::Canceled);
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    break Err(unavailable(
+                        &self.settings,
+                        format_args!("did not answer within {} s", self.settings.timeout.as_secs_f64()),
+                    ));
+                }
+            }
+        };
+        drop(stream);
+        let job = job_of(&physical).map(|j| j.to_string());
+        if let Some(j) = &job {
+            jobs.push(j.clone());
+        }
+        if let (Err(e), Some(j)) = (&outcome, &job) {
+            tracing::info!(job = %j, error = %e, "canceling the Ballista job");
+            self.cancel_job(j).await;
+        }
+        outcome.map(|_| batches)
+    }
+
+    /// A failure reported while the job ran: the cluster is unreachable or lost an executor.
+    /// The detail (which may name files) goes to the log, not to the caller.
+    fn failed(&self, e: DataFusionError) -> EngineError {
+        tracing::warn!(error = %e, scheduler = %self.settings.scheduler, "distributed query failed");
+        let text = e.to_string();
+        let what = if text.contains("onnect") || text.contains("transport") || text.contains("Unavailable") {
+            "cannot be reached"
+        } else {
+            "failed to run the query (the gateway log has the detail)"
+        };
+        unavailable(&self.settings, what)
+    }
+
+    /// Asks the scheduler to cancel `job` (best effort, bounded in time).
+    async fn cancel_job(&self, job: &str) {
+        let call = async {
+            let mut c = SchedulerGrpcClient::connect(self.url.clone()).await.map_err(|e| e.to_string())?;
+            c.cancel_job(CancelJobParams { job_id: job.to_string() }).await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(Duration::from_secs(2), call).await {
+            Ok(Ok(_)) => tracing::info!(job, "Ballista job canceled"),
+            Ok(Err(e)) => tracing::warn!(job, error = %e, "cannot cancel the Ballista job"),
+            Err(_) => tracing::warn!(job, "canceling the Ballista job timed out"),
+        }
+    }
+
+    /// Whether the scheduler answers, and how many executors it has registered, from its REST
+    /// API (`/api/executors`), within `probe_timeout`.
+    pub fn probe(&self) -> Probe {
+        let (host, port, timeout) = (self.settings.host.clone(), self.settings.port, self.settings.probe_timeout);
+        self.rt().block_on(async move {
+            match tokio::time::timeout(timeout, super::probe::executors(&host, port)).await {
+                Ok(Ok(n)) => Probe { reachable: true, executors: n, error: None },
+                Ok(Err(e)) => Probe { reachable: false, executors: 0, error: Some(e) },
+                Err(_) => Probe { reachable: false, executors: 0, error: Some("no answer in time".into()) },
+            }
+        })
+    }
+}
+
+/// A plan that cannot be built is the gateway's problem, not the cluster's.
+fn planning(e: DataFusionError) -> EngineError {
+    match e {
+        DataFusionError::NotImplemented(m) => {
+            EngineError::Unsupported(format!("The distributed engine cannot run {m}."))
+        }
+        other => EngineError::Unsupported(format!("The distributed plan could not be built: {other}")),
+    }
+}
