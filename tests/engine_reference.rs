@@ -6,15 +6,8 @@
 //! Float inputs are multiples of 1/4, so every sum is exact whatever the order and the
 //! comparison can be exact too.
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray,
-};
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampMillisecondType};
-use chrono_tz::Tz;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::file::properties::WriterProperties;
 use quiver::catalog::expr::{self, Expr};
 use quiver::catalog::physical::{self, DataFile};
 use quiver::engine::plan::*;

@@ -262,7 +262,13 @@ impl Translator<'_> {
     /// Aggregation `i`, with its filter, before its final cast.
     fn aggregate(&self, i: usize) -> Result<Df> {
         let a = &self.plan.aggregations[i];
-        let x = self.input(&a.input)?;
+        let mut x = self.input(&a.input)?;
+        let distinct = matches!(a.func, AggFunc::CountDistinct | AggFunc::ApproxCountDistinct);
+        if let (true, Some(p)) = (distinct, &a.filter) {
+            // A FILTER on a distinct aggregate is lost in Ballista's two-phase plan (seen as a
+            // count over every row); the values of rows the filter drops become nulls instead.
+            x = when(self.predicate(p)?, x).end()?;
+        }
         let f = match a.func {
             AggFunc::Count => count(x),
             AggFunc::LongSum => sum(cast(x, DataType::Int64)),
@@ -273,8 +279,8 @@ impl Translator<'_> {
             AggFunc::ApproxCountDistinct => approx_distinct(x),
         };
         let f = match &a.filter {
-            Some(p) => f.filter(self.predicate(p)?).build()?,
-            None => f,
+            Some(p) if !distinct => f.filter(self.predicate(p)?).build()?,
+            _ => f,
         };
         Ok(f.alias(agg(i)))
     }
