@@ -379,3 +379,63 @@ async fn a_gateway_serves_from_the_cluster_and_survives_losing_it() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Jobs the scheduler lists, as (status, detail).
+fn scheduler_jobs(port: u16) -> Vec<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /api/jobs HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("[]");
+    let jobs: Vec<serde_json::Value> = serde_json::from_str(body).unwrap_or_default();
+    jobs.iter()
+        .map(|j| (j["status"].as_str().unwrap_or("").to_string(), j["job_status"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_cancels_its_ballista_job() {
+    use tokio::io::AsyncWriteExt;
+    let cluster = tokio::task::spawn_blocking(|| TestCluster::start(1)).await.unwrap();
+    let dir = distributed_config(cluster.port, 120.0);
+    let remote = common::start(&dir.path().join("config")).await;
+    // Every flight by hour, tail number and flight number with its distinct tails: a long
+    // job on a one-task executor.
+    let heavy =
+        "/v1/data/flights/hour/tailnum/flight/?metrics=uniqueTails,flights,depDelay&dateTime=2013-01-01/2014-01-01";
+    let addr = remote.base.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    sock.write_all(format!("GET {heavy} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.unwrap();
+    // Wait until the job runs on the cluster, then go away.
+    let port = cluster.port;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = tokio::task::spawn_blocking(move || scheduler_jobs(port)).await.unwrap();
+        if jobs.iter().any(|(s, _)| s == "Running" || s == "Queued") {
+            break;
+        }
+        assert!(jobs.is_empty(), "the job finished before the client left: {jobs:?}");
+        assert!(Instant::now() < deadline, "no job started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(sock);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let jobs = tokio::task::spawn_blocking(move || scheduler_jobs(port)).await.unwrap();
+        if let Some((_, detail)) = jobs.iter().find(|(s, _)| s == "Failed") {
+            // Ballista reports a canceled job as "Failed: Cancelled".
+            assert!(detail.to_lowercase().contains("cancel"), "{jobs:?}");
+            break;
+        }
+        assert!(
+            !jobs.iter().any(|(s, _)| s == "Completed"),
+            "the job ran to completion after its client left: {jobs:?}\n{}",
+            cluster.logs()
+        );
+        assert!(Instant::now() < deadline, "the job was never canceled: {jobs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let canceled = remote.state.counters.queries_canceled.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(canceled, 1);
+}

@@ -9,10 +9,15 @@ cd "$(dirname "$0")/.."
 N="${1:-320}"
 PORT="${QUIVER_ST_PORT:-9995}"
 [ -x .venv-schemathesis/bin/schemathesis ] || { python3 -m venv .venv-schemathesis && .venv-schemathesis/bin/pip install --quiet schemathesis; }
-# QUIVER_PROFILE=debug reuses the test build (CI, `cargo test --all-features`); the default is a
-# release build.
+# QUIVER_PROFILE=debug reuses the binary `cargo test --all-features` built (CI): a plain `cargo
+# build` would resolve other dependency features than the test build and rebuild DataFusion.
+# The default is a release build.
 PROFILE="${QUIVER_PROFILE:-release}"
-if [ "$PROFILE" = debug ]; then cargo build --quiet --all-features; else cargo build --release --quiet; fi
+if [ "$PROFILE" = debug ]; then
+  [ -x target/debug/quiver ] || cargo build --quiet --all-features
+else
+  cargo build --release --quiet
+fi
 . benches/serve.sh
 scratch_config
 unlimited

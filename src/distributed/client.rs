@@ -10,8 +10,8 @@ use crate::engine::plan::{CancelToken, QueryPlan};
 use arrow::array::RecordBatch;
 use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::extension::SessionStateExt;
-use ballista_core::serde::protobuf::CancelJobParams;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::protobuf::{CancelJobParams, GetJobStatusParams, job_status};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::physical_plan::ExecutionPlan;
@@ -61,7 +61,16 @@ impl Client {
     }
 
     fn context(&self) -> Result<SessionContext, EngineError> {
-        let state = SessionState::new_ballista_state(self.url.clone()).map_err(|e| unavailable(&self.settings, e))?;
+        let mut state =
+            SessionState::new_ballista_state(self.url.clone()).map_err(|e| unavailable(&self.settings, e))?;
+        // Pull tracking: the scheduler names the job when it accepts it, so the job can be
+        // canceled at any time (push tracking names it with the first status update, which
+        // may come only when the job ends). It polls the job's status every 50 ms.
+        state
+            .config_mut()
+            .options_mut()
+            .set(ballista_core::config::BALLISTA_CLIENT_PULL, "true")
+            .map_err(|e| unavailable(&self.settings, e))?;
         Ok(SessionContext::new_with_state(state))
     }
 
@@ -111,9 +120,6 @@ impl Client {
         jobs: &mut Vec<String>,
     ) -> Result<Vec<RecordBatch>, EngineError> {
         let physical = df.create_physical_plan().await.map_err(planning)?;
-        let job_of = |p: &Arc<dyn ExecutionPlan>| {
-            p.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>().and_then(|d| d.job_id())
-        };
         let mut stream = physical.execute(0, ctx.task_ctx()).map_err(|e| self.failed(e))?;
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let (mut batches, mut rows) = (Vec::new(), 0usize);
@@ -141,6 +147,17 @@ impl Client {
                 }
             }
         };
+        if outcome.is_err() && job_of(&physical).is_none() {
+            // Stopped while the scheduler was accepting the job: let the submission finish
+            // (at most 2 s) so the job has a name to cancel rather than running unwatched.
+            let until = Instant::now() + Duration::from_secs(2);
+            while job_of(&physical).is_none() && Instant::now() < until {
+                tokio::select! {
+                    next = stream.next() => if next.is_none() { break },
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
+            }
+        }
         drop(stream);
         let job = job_of(&physical).map(|j| j.to_string());
         if let Some(j) = &job {
@@ -148,7 +165,7 @@ impl Client {
         }
         if let (Err(e), Some(j)) = (&outcome, &job) {
             tracing::info!(job = %j, error = %e, "canceling the Ballista job");
-            self.cancel_job(j).await;
+            self.cancel_job(j);
         }
         outcome.map(|_| batches)
     }
@@ -166,17 +183,29 @@ impl Client {
         unavailable(&self.settings, what)
     }
 
-    /// Asks the scheduler to cancel `job` (best effort, bounded in time).
-    async fn cancel_job(&self, job: &str) {
-        let call = async {
-            let mut c = SchedulerGrpcClient::connect(self.url.clone()).await.map_err(|e| e.to_string())?;
-            c.cancel_job(CancelJobParams { job_id: job.to_string() }).await.map_err(|e| e.to_string())
-        };
-        match tokio::time::timeout(Duration::from_secs(2), call).await {
-            Ok(Ok(_)) => tracing::info!(job, "Ballista job canceled"),
-            Ok(Err(e)) => tracing::warn!(job, error = %e, "cannot cancel the Ballista job"),
-            Err(_) => tracing::warn!(job, "canceling the Ballista job timed out"),
-        }
+    /// Asks the scheduler to cancel `job`, in the background: a job still being planned
+    /// (queued) only has its state failed and would then run anyway, so the cancel is repeated
+    /// every 100 ms while the job is queued or running, for at most 10 s.
+    fn cancel_job(&self, job: &str) {
+        let (url, job) = (self.url.clone(), job.to_string());
+        tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(10);
+            let mut canceled = false;
+            while Instant::now() < until {
+                match tokio::time::timeout(Duration::from_secs(2), cancel_once(&url, &job)).await {
+                    Ok(Ok(true)) => {
+                        if !canceled {
+                            tracing::info!(job, "Ballista job canceled");
+                        }
+                        canceled = true;
+                    }
+                    Ok(Ok(false)) => return,
+                    Ok(Err(e)) => tracing::warn!(job, error = %e, "cannot cancel the Ballista job"),
+                    Err(_) => tracing::warn!(job, "canceling the Ballista job timed out"),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
     }
 
     /// Whether the scheduler answers, and how many executors it has registered, from its REST
@@ -191,6 +220,32 @@ impl Client {
             }
         })
     }
+}
+
+/// Cancels `job` if it is still queued or running; `false` when it has ended.
+async fn cancel_once(url: &str, job: &str) -> Result<bool, String> {
+    let mut c = SchedulerGrpcClient::connect(url.to_string()).await.map_err(|e| e.to_string())?;
+    let status = c
+        .get_job_status(GetJobStatusParams { job_id: job.to_string() })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner()
+        .status
+        .and_then(|s| s.status);
+    if matches!(status, Some(job_status::Status::Failed(_)) | Some(job_status::Status::Successful(_))) {
+        return Ok(false);
+    }
+    c.cancel_job(CancelJobParams { job_id: job.to_string() }).await.map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+/// The Ballista job of the plan (its `DistributedQueryExec`, wherever the session's physical
+/// optimizer put it), once the scheduler has named it.
+fn job_of(p: &Arc<dyn ExecutionPlan>) -> Option<ballista_core::JobId> {
+    if let Some(d) = p.downcast_ref::<DistributedQueryExec<LogicalPlanNode>>() {
+        return d.job_id();
+    }
+    p.children().into_iter().find_map(job_of)
 }
 
 /// A plan that cannot be built is the gateway's problem, not the cluster's.

@@ -151,20 +151,11 @@ impl Translator<'_> {
     /// The start of the `grain` bucket of each row, as UTC epoch ms (`all`: the first
     /// interval's start, as the local engine prints it).
     fn bucket(&self, grain: Grain) -> Result<Df> {
-        let unit = match grain {
-            Grain::All => {
-                return Ok(lit(self.plan.intervals.first().map(|i| i.start).unwrap_or(0)));
-            }
-            Grain::Second => "second",
-            Grain::Minute => "minute",
-            Grain::Hour => "hour",
-            Grain::Day => "day",
-            Grain::Week => "week",
-            Grain::Month => "month",
-            Grain::Quarter => "quarter",
-            Grain::Year => "year",
-        };
-        Ok(cast(date_trunc(lit(unit), self.zoned_time()?), DataType::Int64))
+        if grain == Grain::All {
+            return Ok(lit(self.plan.intervals.first().map(|i| i.start).unwrap_or(0)));
+        }
+        // Quiver's grain names are DataFusion's `date_trunc` units (weeks start on Monday).
+        Ok(cast(date_trunc(lit(grain.name()), self.zoned_time()?), DataType::Int64))
     }
 
     /// A dimension's text: `''` for null, integers in decimal, booleans as `true`/`false`.
@@ -303,31 +294,32 @@ impl Translator<'_> {
         self.plan.group_by.iter().enumerate().map(|(j, g)| self.text(&g.column).alias(dim(j))).collect()
     }
 
-    fn main(&self, rows: DataFrame) -> Result<DataFrame> {
-        let mut keys = vec![self.bucket(self.plan.grain)?.alias(TIME)];
+    /// Rows grouped by `keys` (which alias the output time `TIME`), then the dimensions:
+    /// `TIME`, the dimension columns and every aggregation, typed.
+    fn grouped(&self, rows: DataFrame, mut keys: Vec<Df>) -> Result<DataFrame> {
         keys.extend(self.dims());
         let aggs = (0..self.plan.aggregations.len()).map(|i| self.aggregate(i)).collect::<Result<Vec<_>>>()?;
-        let grouped = rows.aggregate(keys, aggs)?;
         let mut out = vec![ident(TIME)];
-        out.extend((0..self.plan.group_by.len()).map(|j| ident(dim(j))));
+        out.extend(self.dim_columns());
         out.extend((0..self.plan.aggregations.len()).map(|i| self.finished(i)));
-        grouped.select(out)
+        rows.aggregate(keys, aggs)?.select(out)
+    }
+
+    fn dim_columns(&self) -> Vec<Df> {
+        (0..self.plan.group_by.len()).map(|j| ident(dim(j))).collect()
+    }
+
+    fn main(&self, rows: DataFrame) -> Result<DataFrame> {
+        self.grouped(rows, vec![self.bucket(self.plan.grain)?.alias(TIME)])
     }
 
     /// `of` evaluated per `per` bucket, then averaged per output group: (time, dims, value).
     fn nested(&self, rows: DataFrame, of: &OutputMetric, per: Grain) -> Result<DataFrame> {
-        let mut keys = vec![self.bucket(per)?.alias(PER), self.bucket(self.plan.grain)?.alias(TIME)];
-        keys.extend(self.dims());
-        let aggs = (0..self.plan.aggregations.len()).map(|i| self.aggregate(i)).collect::<Result<Vec<_>>>()?;
-        let grouped = rows.aggregate(keys, aggs)?;
-        let mut cols = vec![ident(TIME)];
-        cols.extend((0..self.plan.group_by.len()).map(|j| ident(dim(j))));
-        cols.extend((0..self.plan.aggregations.len()).map(|i| self.finished(i)));
-        let typed = grouped.select(cols)?;
+        let keys = vec![self.bucket(per)?.alias(PER), self.bucket(self.plan.grain)?.alias(TIME)];
+        let typed = self.grouped(rows, keys)?;
         let (value, _) = self.output(of, 0)?;
-        let dims: Vec<Df> = (0..self.plan.group_by.len()).map(|j| ident(dim(j))).collect();
         let mut keys = vec![ident(TIME)];
-        keys.extend(dims);
+        keys.extend(self.dim_columns());
         typed.aggregate(keys, vec![avg(cast(value, DataType::Float64)).alias(NESTED)])
     }
 
