@@ -19,7 +19,7 @@ pub mod translate;
 
 use crate::config::DistributedConfig;
 use crate::engine::plan::{CancelToken, QueryPlan};
-use crate::engine::{EngineError, QueryResult, ScanStats};
+use crate::engine::{EngineError, QueryResult};
 use std::time::Duration;
 
 /// Where the cluster is and how long the gateway waits for it.
@@ -103,7 +103,7 @@ impl Cluster {
             let remote = self.client.execute(plan, cancel)?;
             let jobs = remote.jobs.clone();
             let (batch, groups) = finish::finish(plan, remote)?;
-            let stats = ScanStats {
+            let stats = crate::engine::ScanStats {
                 files: plan.files.len(),
                 groups,
                 elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
