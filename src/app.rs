@@ -129,10 +129,7 @@ pub fn load_config(config_dir: &std::path::Path) -> Result<(GatewayConfig, Catal
     let catalog = crate::catalog::load(&config.tables_dir(config_dir), &config.data_root(config_dir))?;
     if config.distributed.scheduler.is_empty() {
         let problems: Vec<String> = catalog
-            .tables
-            .values()
-            .flat_map(|t| &t.physical)
-            .filter(|p| p.engine == crate::catalog::physical::Engine::Distributed)
+            .physical_on(crate::catalog::physical::Engine::Distributed)
             .map(|p| {
                 format!(
                     "physical table '{}' has engine = \"distributed\", but {} sets no `distributed.scheduler` (e.g. \"df://127.0.0.1:50050\")",
@@ -310,14 +307,8 @@ impl AppState {
             (None, 0) => Some("The distributed engine has no executors.".to_string()),
             _ => None,
         };
-        let distributed: Vec<String> = self
-            .catalog()
-            .tables
-            .values()
-            .flat_map(|t| &t.physical)
-            .filter(|p| p.engine == crate::catalog::physical::Engine::Distributed)
-            .map(|p| p.name.clone())
-            .collect();
+        let distributed: Vec<String> =
+            self.catalog().physical_on(crate::catalog::physical::Engine::Distributed).map(|p| p.name.clone()).collect();
         {
             let mut degraded = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
             for name in distributed {

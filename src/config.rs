@@ -339,13 +339,7 @@ impl DistributedConfig {
     pub fn address(&self) -> Result<(String, u16), String> {
         let s = &self.scheduler;
         let bad = || format!("key `distributed.scheduler`: '{s}' is not of the form 'df://host:port'");
-        let rest = s.strip_prefix("df://").ok_or_else(bad)?;
-        let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        if host.is_empty() || host.contains('/') || port == 0 {
-            return Err(bad());
-        }
-        Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+        s.strip_prefix("df://").and_then(host_port).ok_or_else(bad)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -367,6 +361,16 @@ impl DistributedConfig {
         }
         Ok(())
     }
+}
+
+/// `host:port` (an IPv6 host in brackets) → (host, port); `None` if it is not one.
+pub fn host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    if host.is_empty() || host.contains('/') {
+        return None;
+    }
+    Some((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -381,17 +381,10 @@ async fn a_gateway_serves_from_the_cluster_and_survives_losing_it() {
 }
 
 /// Jobs the scheduler lists, as (status, detail).
-fn scheduler_jobs(port: u16) -> Vec<(String, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /api/jobs HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("[]");
-    let jobs: Vec<serde_json::Value> = serde_json::from_str(body).unwrap_or_default();
-    jobs.iter()
-        .map(|j| (j["status"].as_str().unwrap_or("").to_string(), j["job_status"].as_str().unwrap_or("").to_string()))
-        .collect()
+async fn scheduler_jobs(port: u16) -> Vec<(String, String)> {
+    let jobs = quiver::distributed::probe::get_json("127.0.0.1", port, "/api/jobs").await.unwrap();
+    let text = |j: &serde_json::Value, k: &str| j[k].as_str().unwrap_or("").to_string();
+    jobs.as_array().unwrap().iter().map(|j| (text(j, "status"), text(j, "job_status"))).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,7 +404,7 @@ async fn a_client_that_goes_away_cancels_its_ballista_job() {
     let port = cluster.port;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let jobs = tokio::task::spawn_blocking(move || scheduler_jobs(port)).await.unwrap();
+        let jobs = scheduler_jobs(port).await;
         if jobs.iter().any(|(s, _)| s == "Running" || s == "Queued") {
             break;
         }
@@ -422,7 +415,7 @@ async fn a_client_that_goes_away_cancels_its_ballista_job() {
     drop(sock);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let jobs = tokio::task::spawn_blocking(move || scheduler_jobs(port)).await.unwrap();
+        let jobs = scheduler_jobs(port).await;
         if let Some((_, detail)) = jobs.iter().find(|(s, _)| s == "Failed") {
             // Ballista reports a canceled job as "Failed: Cancelled".
             assert!(detail.to_lowercase().contains("cancel"), "{jobs:?}");

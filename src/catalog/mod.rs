@@ -155,6 +155,11 @@ pub struct Metric {
 }
 
 impl Catalog {
+    /// Every physical table that `engine` aggregates.
+    pub fn physical_on(&self, engine: physical::Engine) -> impl Iterator<Item = &Arc<PhysicalTable>> {
+        self.tables.values().flat_map(|t| &t.physical).filter(move |p| p.engine == engine)
+    }
+
     /// Whether `m` can be computed at `grain` (nested averages need their inner grain to
     /// satisfy the request grain; post-aggregations inherit from their inputs).
     pub fn metric_valid_at(&self, m: &Metric, grain: Grain) -> bool {

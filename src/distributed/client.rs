@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tonic::transport::Channel;
 
 /// A connection to one Ballista scheduler, with its own small runtime so that callers on the
 /// blocking pool (and tests) can run queries synchronously.
@@ -28,6 +29,9 @@ pub struct Client {
     settings: Settings,
     /// `http://host:port`, what the gRPC client dials.
     url: String,
+    /// One Ballista session for every query: its function registry is built once, and the
+    /// executors keep one session runtime for the gateway instead of one per query.
+    ctx: SessionContext,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -53,25 +57,12 @@ impl Client {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the distributed client: {e}"))?;
-        Ok(Client { settings, url, runtime: Some(runtime) })
+        let ctx = session(&url).map_err(|e| format!("cannot start the distributed client: {e}"))?;
+        Ok(Client { settings, url, ctx, runtime: Some(runtime) })
     }
 
     fn rt(&self) -> &tokio::runtime::Runtime {
         self.runtime.as_ref().expect("the runtime lives as long as the client")
-    }
-
-    fn context(&self) -> Result<SessionContext, EngineError> {
-        let mut state =
-            SessionState::new_ballista_state(self.url.clone()).map_err(|e| unavailable(&self.settings, e))?;
-        // Pull tracking: the scheduler names the job when it accepts it, so the job can be
-        // canceled at any time (push tracking names it with the first status update, which
-        // may come only when the job ends). It polls the job's status every 50 ms.
-        state
-            .config_mut()
-            .options_mut()
-            .set(ballista_core::config::BALLISTA_CLIENT_PULL, "true")
-            .map_err(|e| unavailable(&self.settings, e))?;
-        Ok(SessionContext::new_with_state(state))
     }
 
     /// Runs the aggregation of `plan` remotely; the rest of the query stays with the caller.
@@ -82,18 +73,18 @@ impl Client {
         }
         let deadline = Instant::now() + self.settings.timeout;
         self.rt().block_on(async {
-            let ctx = self.context()?;
-            let frames = tokio::time::timeout_at(deadline, translate::frames(&ctx, plan))
+            let ctx = &self.ctx;
+            let frames = tokio::time::timeout_at(deadline, translate::frames(ctx, plan))
                 .await
                 .map_err(|_| unavailable(&self.settings, "did not plan the query in time"))?
                 .map_err(planning)?;
             let Frames { main, nested } = frames;
             let mut jobs = Vec::new();
-            let main = self.collect(&ctx, main, cancel, deadline, plan.limits.max_groups, &mut jobs).await?;
+            let main = self.collect(ctx, main, cancel, deadline, plan.limits.max_groups, &mut jobs).await?;
             let mut nested_out = Vec::new();
             for (name, df) in nested {
                 nested_out
-                    .push((name, self.collect(&ctx, df, cancel, deadline, plan.limits.max_groups, &mut jobs).await?));
+                    .push((name, self.collect(ctx, df, cancel, deadline, plan.limits.max_groups, &mut jobs).await?));
             }
             Ok(RemoteGroups { main, nested: nested_out, jobs })
         })
@@ -102,8 +93,7 @@ impl Client {
     /// The logical plans `plan` would run, as DataFusion prints them (for `format=debug`).
     pub fn explain(&self, plan: &QueryPlan) -> Result<Vec<String>, EngineError> {
         self.rt().block_on(async {
-            let ctx = self.context()?;
-            let frames = translate::frames(&ctx, plan).await.map_err(planning)?;
+            let frames = translate::frames(&self.ctx, plan).await.map_err(planning)?;
             let mut out = vec![frames.main.logical_plan().display_indent().to_string()];
             out.extend(frames.nested.iter().map(|(n, df)| format!("{n}:\n{}", df.logical_plan().display_indent())));
             Ok(out)
@@ -190,9 +180,9 @@ impl Client {
         let (url, job) = (self.url.clone(), job.to_string());
         tokio::spawn(async move {
             let until = Instant::now() + Duration::from_secs(10);
-            let mut canceled = false;
+            let (mut client, mut canceled) = (None, false);
             while Instant::now() < until {
-                match tokio::time::timeout(Duration::from_secs(2), cancel_once(&url, &job)).await {
+                match tokio::time::timeout(Duration::from_secs(2), cancel_once(&mut client, &url, &job)).await {
                     Ok(Ok(true)) => {
                         if !canceled {
                             tracing::info!(job, "Ballista job canceled");
@@ -200,7 +190,10 @@ impl Client {
                         canceled = true;
                     }
                     Ok(Ok(false)) => return,
-                    Ok(Err(e)) => tracing::warn!(job, error = %e, "cannot cancel the Ballista job"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(job, error = %e, "cannot cancel the Ballista job");
+                        client = None;
+                    }
                     Err(_) => tracing::warn!(job, "canceling the Ballista job timed out"),
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -222,9 +215,22 @@ impl Client {
     }
 }
 
+/// A Ballista session on the scheduler at `url`, with pull tracking: the scheduler names a
+/// job when it accepts it, so the job can be canceled at any time (push tracking names it
+/// with the first status update, which may come only when the job ends). It polls the job's
+/// status every 50 ms.
+fn session(url: &str) -> datafusion::error::Result<SessionContext> {
+    let mut state = SessionState::new_ballista_state(url.to_string())?;
+    state.config_mut().options_mut().set(ballista_core::config::BALLISTA_CLIENT_PULL, "true")?;
+    Ok(SessionContext::new_with_state(state))
+}
+
 /// Cancels `job` if it is still queued or running; `false` when it has ended.
-async fn cancel_once(url: &str, job: &str) -> Result<bool, String> {
-    let mut c = SchedulerGrpcClient::connect(url.to_string()).await.map_err(|e| e.to_string())?;
+async fn cancel_once(client: &mut Option<SchedulerGrpcClient<Channel>>, url: &str, job: &str) -> Result<bool, String> {
+    let c = match client {
+        Some(c) => c,
+        None => client.insert(SchedulerGrpcClient::connect(url.to_string()).await.map_err(|e| e.to_string())?),
+    };
     let status = c
         .get_job_status(GetJobStatusParams { job_id: job.to_string() })
         .await

@@ -19,9 +19,7 @@ pub fn finish(plan: &QueryPlan, remote: RemoteGroups) -> Result<(RecordBatch, us
     let batch = match main {
         Some(main) if n > 0 => {
             let times = int_values(column(&main, TIME)?)?;
-            let dims: Vec<ArrayRef> = (0..plan.group_by.len())
-                .map(|j| arrow::compute::cast(column(&main, &dim(j))?, &DataType::Utf8).map_err(EngineError::arrow))
-                .collect::<Result<_, _>>()?;
+            let dims = dims_of(plan, &main)?;
             let aggs =
                 (0..plan.aggregations.len()).map(|i| col_of(column(&main, &agg(i))?)).collect::<Result<_, _>>()?;
             let mut nested = HashMap::new();
@@ -42,6 +40,13 @@ fn concat(batches: &[RecordBatch]) -> Result<Option<RecordBatch>, EngineError> {
 
 fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, EngineError> {
     b.column_by_name(name).ok_or_else(|| EngineError::Arrow(format!("the cluster's answer lacks column {name}")))
+}
+
+/// The group-by columns of an answer, as Utf8.
+fn dims_of(plan: &QueryPlan, b: &RecordBatch) -> Result<Vec<ArrayRef>, EngineError> {
+    (0..plan.group_by.len())
+        .map(|j| arrow::compute::cast(column(b, &dim(j))?, &DataType::Utf8).map_err(EngineError::arrow))
+        .collect()
 }
 
 fn int_values(a: &ArrayRef) -> Result<Vec<i64>, EngineError> {
@@ -78,9 +83,7 @@ fn nested_values(
     let mut by_key: HashMap<String, Option<f64>> = HashMap::new();
     if let Some(b) = concat(batches)? {
         let t = int_values(column(&b, TIME)?)?;
-        let d: Vec<ArrayRef> = (0..plan.group_by.len())
-            .map(|j| arrow::compute::cast(column(&b, &dim(j))?, &DataType::Utf8).map_err(EngineError::arrow))
-            .collect::<Result<_, _>>()?;
+        let d = dims_of(plan, &b)?;
         let v = arrow::compute::cast(column(&b, NESTED)?, &DataType::Float64).map_err(EngineError::arrow)?;
         let v = v.as_primitive::<Float64Type>();
         for (i, t) in t.iter().enumerate() {

@@ -84,9 +84,8 @@ pub fn run_scheduler(args: SchedulerArgs) -> Result<(), String> {
 /// Runs an executor until the process is stopped (SIGTERM and Ctrl-C tell the scheduler).
 pub fn run_executor(args: ExecutorArgs) -> Result<(), String> {
     let target = args.scheduler.strip_prefix("df://").unwrap_or(&args.scheduler);
-    let (host, port) =
-        target.rsplit_once(':').ok_or_else(|| format!("--scheduler {}: expected HOST:PORT", args.scheduler))?;
-    let port: u16 = port.parse().map_err(|_| format!("--scheduler {}: '{port}' is not a port", args.scheduler))?;
+    let (host, port) = crate::config::host_port(target)
+        .ok_or_else(|| format!("--scheduler {}: expected HOST:PORT", args.scheduler))?;
     let grpc_port = match args.grpc_port {
         Some(p) => p,
         None => args.port.checked_add(1).ok_or("--port 65535 leaves no room for the gRPC port; pass --grpc-port")?,
@@ -96,7 +95,7 @@ pub fn run_executor(args: ExecutorArgs) -> Result<(), String> {
         external_host: Some(args.bind.clone()),
         port: args.port,
         grpc_port,
-        scheduler_host: host.to_string(),
+        scheduler_host: host,
         scheduler_port: port,
         scheduler_connect_timeout_seconds: 30,
         vcores: args.concurrent_tasks,

@@ -47,7 +47,10 @@ pub struct Frames {
 /// Builds the plans of `plan` on `ctx` (a Ballista context: nothing runs until collected).
 pub async fn frames(ctx: &SessionContext, plan: &QueryPlan) -> Result<Frames> {
     let paths: Vec<String> = plan.files.iter().map(|f| f.path.to_string_lossy().into_owned()).collect();
-    let opts = ParquetReadOptions { file_extension: "", ..Default::default() };
+    // The files' own schema, from the footers the catalog already holds: DataFusion would
+    // otherwise read every footer again, for every query.
+    let schema = file_schema(plan)?;
+    let opts = ParquetReadOptions { file_extension: "", schema: Some(&schema), ..Default::default() };
     let scan = ctx.read_parquet(paths, opts).await?;
     let t = Translator { plan, schema: scan.schema().as_arrow().clone() };
     let filtered = scan.filter(t.row_filter()?)?;
@@ -59,6 +62,18 @@ pub async fn frames(ctx: &SessionContext, plan: &QueryPlan) -> Result<Frames> {
         }
     }
     Ok(Frames { main, nested })
+}
+
+/// The merged Arrow schema of the plan's files as written (not the read types the local
+/// engine asks for: dictionaries for strings, timestamps for integer times).
+fn file_schema(plan: &QueryPlan) -> Result<arrow::datatypes::Schema> {
+    let schemas = plan.files.iter().map(|f| {
+        let md = f.metadata.metadata().file_metadata();
+        parquet::arrow::parquet_to_arrow_schema(md.schema_descr(), md.key_value_metadata())
+            .map(|s| s.with_metadata(Default::default()))
+    });
+    let schemas = schemas.collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(arrow::datatypes::Schema::try_merge(schemas)?)
 }
 
 struct Translator<'a> {
