@@ -22,61 +22,32 @@ import sys
 import time
 import urllib.parse
 
+# Each query: quiver's URL, the answer's columns in the order the other engines give them, and
+# whether it has a time column. The other engines' queries are in benches/engines.py.
 QUERIES = {
     "Q1": (
         "/v1/data/lineitem/all/returnFlag/lineStatus?metrics=sumQty,sumBasePrice,sumDiscPrice,sumCharge,avgQty,avgPrice,avgDisc,countOrder&dateTime=1992-01-01/1998-09-03",
-        """SELECT return_flag, line_status, sum(quantity), sum(extended_price),
-                  sum(extended_price * (1 - discount)), sum(extended_price * (1 - discount) * (1 + tax)),
-                  avg(quantity), avg(extended_price), avg(discount), count(*)
-           FROM '{path}' WHERE ship_date >= TIMESTAMPTZ '1992-01-01 00:00:00+00' AND ship_date < TIMESTAMPTZ '1998-09-03 00:00:00+00'
-           GROUP BY ALL ORDER BY 1, 2""",
         ["returnFlag|id", "lineStatus|id", "sumQty", "sumBasePrice", "sumDiscPrice", "sumCharge", "avgQty", "avgPrice", "avgDisc", "countOrder"],
-        False,
     ),
     "Q2": (
         "/v1/data/lineitem/day/shipMode?metrics=sumQty,countOrder&dateTime=1995-01-01/1996-01-01",
-        """SELECT epoch_ms(date_trunc('day', ship_date)), ship_mode, sum(quantity), count(*)
-           FROM '{path}' WHERE ship_date >= TIMESTAMPTZ '1995-01-01 00:00:00+00' AND ship_date < TIMESTAMPTZ '1996-01-01 00:00:00+00'
-           GROUP BY ALL ORDER BY 1, 2""",
         ["dateTime", "shipMode|id", "sumQty", "countOrder"],
-        True,
     ),
     "Q3": (
         "/v1/data/lineitem/month/returnFlag?metrics=sumBasePrice&filters=shipMode|id-in[AIR,MAIL]&dateTime=1993-01-01/1998-01-01",
-        """SELECT epoch_ms(date_trunc('month', ship_date)), return_flag, sum(extended_price)
-           FROM '{path}' WHERE ship_date >= TIMESTAMPTZ '1993-01-01 00:00:00+00' AND ship_date < TIMESTAMPTZ '1998-01-01 00:00:00+00'
-             AND ship_mode IN ('AIR', 'MAIL')
-           GROUP BY ALL ORDER BY 1, 2""",
         ["dateTime", "returnFlag|id", "sumBasePrice"],
-        True,
     ),
     "Q4": (
         "/v1/data/lineitem/week/shipInstruct/shipMode?metrics=sumQty&sort=sumQty|desc&topN=3&dateTime=1994-01-03/1997-01-06",
-        """WITH g AS (
-             SELECT epoch_ms(date_trunc('week', ship_date)) AS w, ship_instruct, ship_mode, sum(quantity) AS q
-             FROM '{path}' WHERE ship_date >= TIMESTAMPTZ '1994-01-03 00:00:00+00' AND ship_date < TIMESTAMPTZ '1997-01-06 00:00:00+00'
-             GROUP BY 1, 2, 3)
-           SELECT w, ship_instruct, ship_mode, q FROM (
-             SELECT *, row_number() OVER (PARTITION BY w ORDER BY q DESC, ship_instruct, ship_mode) AS rn FROM g)
-           WHERE rn <= 3 ORDER BY w, q DESC, ship_instruct, ship_mode""",
         ["dateTime", "shipInstruct|id", "shipMode|id", "sumQty"],
-        True,
     ),
     "Q5": (
         "/v1/data/lineitem/all/suppKey?metrics=sumQty&sort=sumQty|desc&count=10&dateTime=1992-01-01/1999-01-01",
-        """SELECT CAST(supp_key AS VARCHAR), sum(quantity) AS q
-           FROM '{path}' WHERE ship_date >= TIMESTAMPTZ '1992-01-01 00:00:00+00' AND ship_date < TIMESTAMPTZ '1999-01-01 00:00:00+00'
-           GROUP BY supp_key ORDER BY q DESC, CAST(supp_key AS VARCHAR) LIMIT 10""",
         ["suppKey|id", "sumQty"],
-        False,
     ),
     "Q6": (
         "/v1/data/lineitem/day?metrics=sumQty,sumBasePrice&dateTime=1995-06-05/1995-06-12",
-        """SELECT epoch_ms(date_trunc('day', ship_date)), sum(quantity), sum(extended_price)
-           FROM '{path}' WHERE ship_date >= TIMESTAMPTZ '1995-06-05 00:00:00+00' AND ship_date < TIMESTAMPTZ '1995-06-12 00:00:00+00'
-           GROUP BY ALL ORDER BY 1""",
         ["dateTime", "sumQty", "sumBasePrice"],
-        True,
     ),
 }
 
@@ -116,7 +87,7 @@ class Quiver:
         return json.loads(self.fetch(path))["rows"]
 
 
-def quiver_rows(rows, cols, has_time):
+def quiver_rows(rows, cols):
     out = []
     for r in rows:
         row = []
@@ -145,42 +116,25 @@ def same(a, b):
     return True, ""
 
 
-DUCK_WORKER = r"""
-import duckdb, json, sys, time
-path, threads, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-con = duckdb.connect()
-con.execute(f"SET threads={threads}")
-con.execute("SET TimeZone='UTC'")
-# A query past 2 s would draw DuckDB's progress bar on stdout, which carries the answers.
-con.execute("SET enable_progress_bar=false")
-for line in sys.stdin:
-    sql = json.loads(line)
-    t0 = time.perf_counter()
-    try:
-        rows = con.execute(sql.format(path=path)).fetchall()
-    except Exception as e:
-        print(json.dumps({"error": str(e)}), flush=True)
-        continue
-    ms = (time.perf_counter() - t0) * 1000
-    rows = [[(float(v) if hasattr(v, 'as_integer_ratio') and not isinstance(v, int) else v) for v in r] for r in rows]
-    with open('/proc/self/status') as f:
-        hwm = [int(l.split()[1]) for l in f if l.startswith('VmHWM:')][0]
-    print(json.dumps({"ms": ms, "rows": rows, "hwm": hwm}, default=str), flush=True)
-"""
+ENGINES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engines.py")
 
 
-class Duck:
-    """DuckDB in its own process, so its peak RSS is its own."""
+class Engine:
+    """Another engine in its own process (benches/engines.py), so its peak RSS is its own."""
 
-    def __init__(self, python, path, threads):
-        self.p = subprocess.Popen([python, "-c", DUCK_WORKER, path, str(threads), "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def __init__(self, python, name, path, threads, timestamps):
+        self.name = name
+        self.p = subprocess.Popen([python, ENGINES, name, path, str(threads), timestamps], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
-    def run(self, sql):
-        self.p.stdin.write(json.dumps(sql) + "\n")
+    def run(self, query):
+        self.p.stdin.write(query + "\n")
         self.p.stdin.flush()
-        out = json.loads(self.p.stdout.readline())
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name}: the worker exited")
+        out = json.loads(line)
         if "error" in out:
-            raise RuntimeError(f"DuckDB: {out['error']}")
+            raise RuntimeError(f"{self.name}: {out['error']}")
         return out
 
     def close(self):
@@ -188,61 +142,89 @@ class Duck:
         self.p.wait()
 
 
+def measure(q, name, others, runs, pid):
+    """Alternates quiver and every other engine `runs` times after a warm-up of each."""
+    path, cols = QUERIES[name]
+    q.run(path)
+    for e in others:
+        e.run(name)
+    reset_peak(pid)
+    times = {"quiver": []} | {e.name: [] for e in others}
+    hwm, answers = {}, {}
+    for _ in range(runs):
+        # Until the whole answer has arrived; decoding the JSON in Python afterwards is
+        # the client's cost (the others' time is running the query into Python values).
+        t0 = time.perf_counter()
+        body = q.fetch(path)
+        times["quiver"].append((time.perf_counter() - t0) * 1000)
+        answers["quiver"] = quiver_rows(json.loads(body)["rows"], cols)
+        for e in others:
+            out = e.run(name)
+            times[e.name].append(out["ms"])
+            hwm[e.name] = max(hwm.get(e.name, 0), out["hwm"])
+            answers[e.name] = out["rows"]
+    hwm["quiver"] = rss_kb(pid, "VmHWM")
+    return {k: statistics.median(v) for k, v in times.items()}, hwm, answers
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--parquet", required=True)
-    ap.add_argument("--duck-python", required=True)
+    ap.add_argument("--duck-python", required=True, help="a Python with the engines' packages")
+    ap.add_argument("--engines", default="duckdb", help="comma-separated: duckdb (always, the reference), datafusion, polars, chdb")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--only", default="")
     ap.add_argument("--title", default="quiver vs DuckDB")
     ap.add_argument("--json-out", default="")
     ap.add_argument("--baseline", default="", help="JSON of an earlier run: print the speedup over it")
-    ap.add_argument("--naive", action="store_true", help="ship_date is a naive TIMESTAMP: compare with TIMESTAMP literals")
+    ap.add_argument("--timestamps", choices=["naive", "utc"], default="utc", help="the file's ship_date: naive TIMESTAMP or UTC-zoned")
     args = ap.parse_args()
+    engines = ["duckdb"] + [e for e in args.engines.split(",") if e and e != "duckdb"]
 
     q = Quiver(args.port, args.pid)
     results, failed = [], False
     names = [n for n in QUERIES if not args.only or n in args.only.split(",")]
     for name in names:
-        path, sql, cols, has_time = QUERIES[name]
-        if args.naive:
-            # A naive TIMESTAMP column is compared with TIMESTAMP literals (no zone arithmetic).
-            sql = sql.replace("TIMESTAMPTZ '", "TIMESTAMP '").replace(" 00:00:00+00'", " 00:00:00'")
-        duck = Duck(args.duck_python, args.parquet, args.threads)
-        # Warm up both (file cache, footers, dictionaries).
-        q.run(path)
-        duck.run(sql)
-        reset_peak(args.pid)
-        qt, dtimes, d_hwm = [], [], 0
-        for _ in range(args.runs):
-            # Until the whole answer has arrived; decoding the JSON in Python afterwards is
-            # the client's cost (DuckDB's time is execute + fetchall into Python rows).
-            t0 = time.perf_counter()
-            body = q.fetch(path)
-            qt.append((time.perf_counter() - t0) * 1000)
-            rows = json.loads(body)["rows"]
-            out = duck.run(sql)
-            dtimes.append(out["ms"])
-            d_hwm = max(d_hwm, out["hwm"])
-        q_hwm = rss_kb(args.pid, "VmHWM")
-        duck.close()
-        ok, why = same(quiver_rows(rows, cols, has_time), out["rows"])
-        failed |= not ok
-        results.append((name, statistics.median(qt), statistics.median(dtimes), q_hwm / 1024, d_hwm / 1024, ok, why, len(rows)))
-
-    base = json.load(open(args.baseline)) if args.baseline else {}
-    print(f"\n{args.title} ({args.runs} runs each after a warm-up, medians, {args.threads} threads)")
-    extra = f" {'raw ms':>9} {'speedup':>8}" if base else ""
-    print(f"{'query':6} {'quiver ms':>10} {'duckdb ms':>10} {'ratio':>7} {'quiver MB':>10} {'duckdb MB':>10} {'rows':>7}{extra}  equal")
-    for name, qm, dm, qr, dr, ok, why, n in results:
-        more = f" {base[name]:9.1f} {base[name] / qm:7.1f}x" if name in base else ""
-        print(f"{name:6} {qm:10.1f} {dm:10.1f} {qm / dm:7.2f} {qr:10.0f} {dr:10.0f} {n:7}{more}  {'yes' if ok else 'NO: ' + why}")
+        others = [Engine(args.duck_python, e, args.parquet, args.threads, args.timestamps) for e in engines]
+        rows_in = others[0].run("count:" + name)["rows"][0][0]
+        med, hwm, answers = measure(q, name, others, args.runs, args.pid)
+        for e in others:
+            e.close()
+        wrong = []
+        for e, rows in answers.items():
+            if e != "duckdb":
+                ok, why = same(rows, answers["duckdb"])
+                if not ok:
+                    wrong.append(f"{e}: {why}")
+        failed |= bool(wrong)
+        results.append((name, med, hwm, rows_in, len(answers["quiver"]), wrong))
+    report(args, engines, results)
     if args.json_out:
-        json.dump({r[0]: r[1] for r in results}, open(args.json_out, "w"))
+        json.dump({r[0]: r[1]["quiver"] for r in results}, open(args.json_out, "w"))
     sys.exit(1 if failed else 0)
+
+
+def report(args, engines, results):
+    """One table: every engine's median, quiver's ratio to DuckDB and to the fastest other."""
+    base = json.load(open(args.baseline)) if args.baseline else {}
+    print(f"\n{args.title} ({args.runs} runs each after a warm-up, medians in ms, {args.threads} threads)")
+    head = f"{'query':6} {'quiver':>8}" + "".join(f" {e:>10}" for e in engines) + f" {'/duckdb':>8}"
+    head += f" {'/fastest':>9}" if len(engines) > 1 else ""
+    head += f" {'quiver MB':>10} {'duckdb MB':>10} {'Mrows/s/core':>13} {'rows':>6}"
+    head += f" {'raw ms':>9} {'speedup':>8}" if base else ""
+    print(head + "  equal")
+    for name, med, hwm, rows_in, n, wrong in results:
+        qm = med["quiver"]
+        line = f"{name:6} {qm:8.1f}" + "".join(f" {med[e]:10.1f}" for e in engines) + f" {qm / med['duckdb']:8.2f}"
+        if len(engines) > 1:
+            fastest = min(engines, key=lambda e: med[e])
+            line += f" {qm / med[fastest]:5.2f} {fastest[:3]}"
+        line += f" {hwm['quiver'] / 1024:10.0f} {hwm['duckdb'] / 1024:10.0f} {rows_in / (qm / 1000) / args.threads / 1e6:13.1f} {n:6}"
+        line += f" {base[name]:9.1f} {base[name] / qm:7.1f}x" if name in base else ""
+        print(line + "  " + ("yes" if not wrong else "NO: " + "; ".join(wrong)))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # quiver vs DuckDB on TPC-H lineitem that another tool wrote (issue 17's first part):
-#   benches/foreign.sh [--sf N] [--writer duckdb|pyarrow|polars|quiver] [--timestamps naive|utc] [--runs N]
+#   benches/foreign.sh [--sf N] [--writer duckdb|pyarrow|polars|quiver] [--timestamps naive|utc]
+#                      [--runs N] [--engines duckdb,datafusion,polars,chdb]
 # tpchgen-cli (PyPI) generates lineitem; the writer flattens and writes it (see
 # benches/foreign_write.py; `quiver` is `quiver tpch`'s own file, UTC timestamps only). Then
-# Q1–Q6 run through quiver's HTTP API and in DuckDB, alternately, answers compared.
+# Q1–Q6 run through quiver's HTTP API and in every engine (from PyPI, benches/engines.py),
+# alternately, each answer compared with DuckDB's; the exit status is non-zero on a difference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SF=1 WRITER=duckdb TS=naive RUNS=5
+SF=1 WRITER=duckdb TS=naive RUNS=5 ENGINES=duckdb,datafusion,polars,chdb
 while [ $# -gt 0 ]; do
   case "$1" in
     --sf) SF=$2; shift 2 ;;
     --writer) WRITER=$2; shift 2 ;;
     --timestamps) TS=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
+    --engines) ENGINES=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -24,7 +27,7 @@ QUIVER="$ROOT/target/release/quiver"
 mkdir -p "$BENCH"
 PID=""
 . benches/serve.sh
-bench_venv duckdb pyarrow polars tpchgen-cli
+bench_venv duckdb pyarrow polars tpchgen-cli datafusion chdb
 if [ "$WRITER" = quiver ]; then
   PARQUET="$BENCH/lineitem_sf$SF.parquet"
   TS=utc
@@ -40,7 +43,6 @@ bench_config "$CONF" "$PARQUET" "$PORT"
 WORK="$CONF"
 start_quiver "$QUIVER" "$PORT" || exit 1
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null' EXIT
-NAIVE=()
-[ "$TS" = naive ] && NAIVE=(--naive)
-"$PY" benches/compare.py --port "$PORT" --pid "$PID" --parquet "$PARQUET" --duck-python "$PY" --runs "$RUNS" "${NAIVE[@]}" \
-  --title "quiver vs DuckDB, lineitem SF $SF written by $WRITER, $TS timestamps"
+"$PY" benches/compare.py --port "$PORT" --pid "$PID" --parquet "$PARQUET" --duck-python "$PY" --runs "$RUNS" \
+  --timestamps "$TS" --engines "$ENGINES" \
+  --title "quiver vs other engines, lineitem SF $SF written by $WRITER, $TS timestamps"
