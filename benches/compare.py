@@ -69,8 +69,8 @@ def reset_peak(pid):
 
 
 class Quiver:
-    def __init__(self, port, pid):
-        self.port, self.pid = port, pid
+    def __init__(self, port, pid, label="quiver"):
+        self.port, self.pid, self.label = port, pid, label
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 
     def fetch(self, path):
@@ -142,28 +142,31 @@ class Engine:
         self.p.wait()
 
 
-def measure(q, name, others, runs, pid):
-    """Alternates quiver and every other engine `runs` times after a warm-up of each."""
+def measure(quivers, name, others, runs):
+    """Alternates every quiver server and every other engine `runs` times after a warm-up."""
     path, cols = QUERIES[name]
-    q.run(path)
+    for q in quivers:
+        q.run(path)
+        reset_peak(q.pid)
     for e in others:
         e.run(name)
-    reset_peak(pid)
-    times = {"quiver": []} | {e.name: [] for e in others}
+    times = {q.label: [] for q in quivers} | {e.name: [] for e in others}
     hwm, answers = {}, {}
     for _ in range(runs):
         # Until the whole answer has arrived; decoding the JSON in Python afterwards is
         # the client's cost (the others' time is running the query into Python values).
-        t0 = time.perf_counter()
-        body = q.fetch(path)
-        times["quiver"].append((time.perf_counter() - t0) * 1000)
-        answers["quiver"] = quiver_rows(json.loads(body)["rows"], cols)
+        for q in quivers:
+            t0 = time.perf_counter()
+            body = q.fetch(path)
+            times[q.label].append((time.perf_counter() - t0) * 1000)
+            answers[q.label] = quiver_rows(json.loads(body)["rows"], cols)
         for e in others:
             out = e.run(name)
             times[e.name].append(out["ms"])
             hwm[e.name] = max(hwm.get(e.name, 0), out["hwm"])
             answers[e.name] = out["rows"]
-    hwm["quiver"] = rss_kb(pid, "VmHWM")
+    for q in quivers:
+        hwm[q.label] = rss_kb(q.pid, "VmHWM")
     return {k: statistics.median(v) for k, v in times.items()}, hwm, answers
 
 
@@ -171,6 +174,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--pid", type=int, required=True)
+    ap.add_argument("--also", action="append", default=[], help="PORT:PID:LABEL, another quiver server measured alongside (another configuration)")
+    ap.add_argument("--label", default="quiver", help="the label of the --port server")
     ap.add_argument("--parquet", required=True)
     ap.add_argument("--duck-python", required=True, help="a Python with the engines' packages")
     ap.add_argument("--engines", default="duckdb", help="comma-separated: duckdb (always, the reference), datafusion, polars, chdb")
@@ -183,14 +188,17 @@ def main():
     ap.add_argument("--timestamps", choices=["naive", "utc"], default="utc", help="the file's ship_date: naive TIMESTAMP or UTC-zoned")
     args = ap.parse_args()
     engines = ["duckdb"] + [e for e in args.engines.split(",") if e and e != "duckdb"]
+    quivers = [Quiver(args.port, args.pid, args.label)]
+    for spec in args.also:
+        port, pid, label = spec.split(":", 2)
+        quivers.append(Quiver(int(port), int(pid), label))
 
-    q = Quiver(args.port, args.pid)
     results, failed = [], False
     names = [n for n in QUERIES if not args.only or n in args.only.split(",")]
     for name in names:
         others = [Engine(args.duck_python, e, args.parquet, args.threads, args.timestamps) for e in engines]
         rows_in = others[0].run("count:" + name)["rows"][0][0]
-        med, hwm, answers = measure(q, name, others, args.runs, args.pid)
+        med, hwm, answers = measure(quivers, name, others, args.runs)
         for e in others:
             e.close()
         wrong = []
@@ -200,31 +208,37 @@ def main():
                 if not ok:
                     wrong.append(f"{e}: {why}")
         failed |= bool(wrong)
-        results.append((name, med, hwm, rows_in, len(answers["quiver"]), wrong))
-    report(args, engines, results)
+        results.append((name, med, hwm, rows_in, len(answers[quivers[0].label]), wrong))
+    report(args, [q.label for q in quivers], engines, results)
     if args.json_out:
-        json.dump({r[0]: r[1]["quiver"] for r in results}, open(args.json_out, "w"))
+        json.dump({r[0]: r[1][quivers[0].label] for r in results}, open(args.json_out, "w"))
     sys.exit(1 if failed else 0)
 
 
-def report(args, engines, results):
-    """One table: every engine's median, quiver's ratio to DuckDB and to the fastest other."""
+def report(args, labels, engines, results):
+    """One table: every engine's median, each quiver's ratio to DuckDB and to the fastest other."""
     base = json.load(open(args.baseline)) if args.baseline else {}
     print(f"\n{args.title} ({args.runs} runs each after a warm-up, medians in ms, {args.threads} threads)")
-    head = f"{'query':6} {'quiver':>8}" + "".join(f" {e:>10}" for e in engines) + f" {'/duckdb':>8}"
-    head += f" {'/fastest':>9}" if len(engines) > 1 else ""
-    head += f" {'quiver MB':>10} {'duckdb MB':>10} {'Mrows/s/core':>13} {'rows':>6}"
+    short = {lab: f"q{i}" if len(labels) > 1 else "" for i, lab in enumerate(labels)}
+    head = f"{'query':6}" + "".join(f" {x:>10}" for x in labels + engines)
+    for lab in labels:
+        head += f" {short[lab] + '/duck':>8}" + (f" {short[lab] + '/fastest':>11}" if len(engines) > 1 else "")
+    head += "".join(f" {x[:8] + ' MB':>11}" for x in labels) + f" {'duckdb MB':>10} {'Mrows/s/core':>13} {'rows':>6}"
     head += f" {'raw ms':>9} {'speedup':>8}" if base else ""
     print(head + "  equal")
     for name, med, hwm, rows_in, n, wrong in results:
-        qm = med["quiver"]
-        line = f"{name:6} {qm:8.1f}" + "".join(f" {med[e]:10.1f}" for e in engines) + f" {qm / med['duckdb']:8.2f}"
-        if len(engines) > 1:
-            fastest = min(engines, key=lambda e: med[e])
-            line += f" {qm / med[fastest]:5.2f} {fastest[:3]}"
-        line += f" {hwm['quiver'] / 1024:10.0f} {hwm['duckdb'] / 1024:10.0f} {rows_in / (qm / 1000) / args.threads / 1e6:13.1f} {n:6}"
+        line = f"{name:6}" + "".join(f" {med[x]:10.1f}" for x in labels + engines)
+        fastest = min(engines, key=lambda e: med[e])
+        for lab in labels:
+            line += f" {med[lab] / med['duckdb']:8.2f}"
+            line += f" {med[lab] / med[fastest]:7.2f} {fastest[:3]}" if len(engines) > 1 else ""
+        line += "".join(f" {hwm[x] / 1024:11.0f}" for x in labels) + f" {hwm['duckdb'] / 1024:10.0f}"
+        line += f" {rows_in / (med[labels[0]] / 1000) / args.threads / 1e6:13.1f} {n:6}"
+        qm = med[labels[0]]
         line += f" {base[name]:9.1f} {base[name] / qm:7.1f}x" if name in base else ""
         print(line + "  " + ("yes" if not wrong else "NO: " + "; ".join(wrong)))
+    if len(labels) > 1:
+        print("  " + "; ".join(f"{short[lab]} = {lab}" for lab in labels))
 
 
 if __name__ == "__main__":

@@ -38,11 +38,20 @@ else
   PARQUET="$BENCH/lineitem_sf${SF}_${WRITER}_${TS}.parquet"
   [ -f "$PARQUET" ] || "$PY" benches/foreign_write.py "$RAW" "$PARQUET" --writer "$WRITER" --timestamps "$TS"
 fi
+# Two servers: the engine alone (no decompressed chunk kept between queries), and the same
+# with the chunk cache on (query.chunk_cache_bytes = 256 MiB, its default): work avoided.
 CONF="$BENCH/config_foreign"
 bench_config "$CONF" "$PARQUET" "$PORT"
 WORK="$CONF"
 start_quiver "$QUIVER" "$PORT" || exit 1
-trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null' EXIT
-"$PY" benches/compare.py --port "$PORT" --pid "$PID" --parquet "$PARQUET" --duck-python "$PY" --runs "$RUNS" \
-  --timestamps "$TS" --engines "$ENGINES" \
+PLAIN_PID=$PID
+CONF2="$BENCH/config_foreign_chunks"
+bench_config "$CONF2" "$PARQUET" $((PORT + 1))
+sed -i "s|^chunk_cache_bytes = .*|chunk_cache_bytes = 268435456|" "$CONF2/gateway.toml"
+WORK="$CONF2"
+start_quiver "$QUIVER" $((PORT + 1)) || exit 1
+CACHED_PID=$PID
+trap 'kill "$PLAIN_PID" "$CACHED_PID" 2>/dev/null' EXIT
+"$PY" benches/compare.py --port "$PORT" --pid "$PLAIN_PID" --also "$((PORT + 1)):$CACHED_PID:quiver+chunks" \
+  --parquet "$PARQUET" --duck-python "$PY" --runs "$RUNS" --timestamps "$TS" --engines "$ENGINES" \
   --title "quiver vs other engines, lineitem SF $SF written by $WRITER, $TS timestamps"

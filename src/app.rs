@@ -62,6 +62,7 @@ impl AppState {
         let admission =
             Admission::new(config.limits.clone()).with_byte_budget(q.max_inflight_bytes, q.max_inflight_bytes_per_user);
         crate::workers::set_nice(q.worker_nice);
+        crate::engine::pages::chunks::set_capacity(q.chunk_cache_bytes);
         let auth = RwLock::new(Arc::new(Auth::new(&config.auth)));
         let snapshots = crate::snapshot::Snapshots::new(
             catalog,

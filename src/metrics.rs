@@ -131,6 +131,7 @@ impl Metrics {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
+        let chunks = crate::engine::pages::chunks::stats();
         for (name, kind, help, v) in [
             ("quiver_cache_hits_total", "counter", "Data answers served from the result cache.", cache.hits),
             ("quiver_cache_misses_total", "counter", "Data answers not in the result cache.", cache.misses),
@@ -142,6 +143,10 @@ impl Metrics {
             ),
             ("quiver_cache_bytes", "gauge", "Bytes of answers held by the result cache.", cache.bytes),
             ("quiver_cache_entries", "gauge", "Answers held by the result cache.", cache.entries),
+            ("quiver_chunk_cache_hits_total", "counter", "Column chunks served decompressed from memory.", chunks.hits),
+            ("quiver_chunk_cache_misses_total", "counter", "Column chunks read from their files.", chunks.misses),
+            ("quiver_chunk_cache_bytes", "gauge", "Bytes of decompressed column chunks held.", chunks.bytes),
+            ("quiver_chunk_cache_entries", "gauge", "Column chunks held decompressed.", chunks.entries),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         }

@@ -10,6 +10,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use quiver::catalog::expr::{self, Expr};
 use quiver::catalog::physical::{self, DataFile};
+use quiver::engine::pages::chunks;
 use quiver::engine::plan::*;
 use quiver::engine::{self, base_grain};
 use quiver::time::{self, Grain, Interval};
@@ -189,12 +190,53 @@ fn reference(plan: &QueryPlan, rows: &[Row]) -> Vec<(i64, Vec<String>, Vec<V>)> 
     out
 }
 
+/// The chunk cache is process-wide: the tests that switch it on and off take turns.
+static CHUNK_CACHE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `plan` through the page decoder (where row groups qualify), through it again with the
+/// chunk cache (filled by one run, served to the next), and through the Arrow reader alone;
+/// all must match the reference. Returns whether the page decoder read part of it.
+fn check_plan(what: &str, plan: &mut QueryPlan, rows: &[Row]) -> (bool, usize) {
+    let want = reference(plan, rows);
+    let mut direct = false;
+    for mode in ["decoder", "cache fill", "cache hit", "arrow"] {
+        let decoder = mode != "arrow";
+        plan.limits.page_decoder = decoder;
+        match mode {
+            "decoder" => chunks::set_capacity(0),
+            "cache fill" => chunks::set_capacity(64 << 20),
+            _ => {}
+        }
+        let got = engine::execute(plan, &CancelToken::default())
+            .unwrap_or_else(|e| panic!("{what} {mode}: engine error {e}\n{plan:#?}"));
+        if decoder {
+            direct |= got.stats.direct_units > 0;
+        } else {
+            assert_eq!(got.stats.direct_units, 0);
+        }
+        let got_rows = engine_rows(&got.batch, plan.group_by.len());
+        let ok = got_rows.len() == want.len()
+            && got_rows.iter().zip(&want).all(|(g, w)| {
+                g.0 == w.0 && g.1 == w.1 && g.2.len() == w.2.len() && g.2.iter().zip(&w.2).all(|(a, b)| same(a, b))
+            });
+        assert!(
+            ok,
+            "{what} {mode} (base grain {}):\nplan: {:#?}\nengine: {got_rows:?}\nreference: {want:?}",
+            base_grain(plan),
+            QueryPlan { files: vec![], ..plan.clone() }
+        );
+    }
+    (direct, want.len())
+}
+
 #[test]
 fn engine_equals_reference_on_random_tables_and_plans() {
+    let _turn = CHUNK_CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let tables: u64 = std::env::var("QUIVER_REF_TABLES").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     let plans_per_table: u64 = std::env::var("QUIVER_REF_PLANS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let (mut checked, mut nonempty, mut rows_compared, mut direct) = (0, 0, 0, 0);
     let (mut big_tables, mut paged_tables) = (0, 0);
+    let hits_before = chunks::stats().hits;
     for seed in 0..tables {
         let mut rng = Rng(seed * 7919 + 17);
         let dir = tempfile::tempdir().unwrap();
@@ -207,36 +249,11 @@ fn engine_equals_reference_on_random_tables_and_plans() {
         }
         for p in 0..plans_per_table {
             let mut plan = random_plan(&mut rng, &files);
-            let want = reference(&plan, &rows);
-            // Every plan runs through the page decoder (where row groups qualify) and
-            // through the Arrow reader alone; both must match the reference.
-            for decoder in [true, false] {
-                plan.limits.page_decoder = decoder;
-                let got = engine::execute(&plan, &CancelToken::default())
-                    .unwrap_or_else(|e| panic!("seed {seed} plan {p} decoder {decoder}: engine error {e}\n{plan:#?}"));
-                if decoder {
-                    direct += usize::from(got.stats.direct_units > 0);
-                } else {
-                    assert_eq!(got.stats.direct_units, 0);
-                }
-                let got_rows = engine_rows(&got.batch, plan.group_by.len());
-                let ok = got_rows.len() == want.len()
-                    && got_rows.iter().zip(&want).all(|(g, w)| {
-                        g.0 == w.0
-                            && g.1 == w.1
-                            && g.2.len() == w.2.len()
-                            && g.2.iter().zip(&w.2).all(|(a, b)| same(a, b))
-                    });
-                assert!(
-                    ok,
-                    "seed {seed} plan {p} decoder {decoder} (base grain {}):\nplan: {:#?}\nengine: {got_rows:?}\nreference: {want:?}",
-                    base_grain(&plan),
-                    QueryPlan { files: vec![], ..plan.clone() }
-                );
-            }
+            let (d, n) = check_plan(&format!("seed {seed} plan {p}"), &mut plan, &rows);
+            direct += usize::from(d);
             checked += 1;
-            nonempty += usize::from(!want.is_empty());
-            rows_compared += want.len();
+            nonempty += usize::from(n > 0);
+            rows_compared += n;
         }
     }
     eprintln!(
@@ -244,9 +261,60 @@ fn engine_equals_reference_on_random_tables_and_plans() {
          {direct} read at least partly by the page decoder)"
     );
     assert!(direct * 5 > checked, "only {direct} of {checked} plans exercised the page decoder");
+    let hits = chunks::stats().hits - hits_before;
+    assert!(hits * 10 > checked as u64, "only {hits} chunk cache hits in {checked} plans");
     // Row groups with several pages, so the page index prunes inside row groups.
     assert!(paged_tables * 2 > big_tables, "only {paged_tables} of {big_tables} large tables have a page index");
     // The generator must exercise real results, not mostly empty ones.
+    assert!(nonempty * 2 > checked, "only {nonempty} of {checked} plans produced rows");
+}
+
+/// The same random plans on files that DuckDB, pyarrow and Polars wrote (each with options a
+/// user would pick: compression, row group size, dictionary, page size, statistics, naive or
+/// zoned timestamps), from the Python in `QUIVER_WRITERS_PYTHON` (.ci/run makes one).
+#[test]
+fn engine_equals_reference_on_files_other_tools_wrote() {
+    let Ok(python) = std::env::var("QUIVER_WRITERS_PYTHON") else {
+        eprintln!("SKIPPED: set QUIVER_WRITERS_PYTHON to a Python with duckdb, pyarrow and polars");
+        return;
+    };
+    let _turn = CHUNK_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rewrite.py");
+    let (mut checked, mut nonempty, mut direct) = (0, 0, 0);
+    for seed in 0..18u64 {
+        let writer = ["duckdb", "pyarrow", "polars"][seed as usize % 3];
+        let mut rng = Rng(seed * 104_729 + 5);
+        let dir = tempfile::tempdir().unwrap();
+        let n = rng.pick(&[400usize, 1500, 5000]);
+        let rows = random_rows(&mut rng, n);
+        let src = dir.path().join("src.parquet");
+        let b = batch_of(&rows);
+        let mut w = ArrowWriter::try_new(std::fs::File::create(&src).unwrap(), b.schema(), None).unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+        let out = dir.path().join(format!("{writer}.parquet"));
+        let run = std::process::Command::new(&python)
+            .arg(&script)
+            .args([src.as_os_str(), out.as_os_str()])
+            .args([writer, &seed.to_string()])
+            .output()
+            .expect("run the writer's Python");
+        let said = String::from_utf8_lossy(&run.stdout).trim().to_string();
+        assert!(run.status.success(), "{writer} seed {seed}: {}", String::from_utf8_lossy(&run.stderr));
+        std::fs::remove_file(&src).unwrap();
+        let files = vec![Arc::new(physical::open_file(&out, "ts").unwrap())];
+        for p in 0..40 {
+            let mut plan = random_plan(&mut rng, &files);
+            let (d, n) = check_plan(&format!("{said} seed {seed} plan {p}"), &mut plan, &rows);
+            direct += usize::from(d);
+            checked += 1;
+            nonempty += usize::from(n > 0);
+        }
+    }
+    eprintln!(
+        "{checked} random plans on other tools' files matched ({nonempty} with rows, {direct} by the page decoder)"
+    );
+    assert!(direct * 2 > checked, "only {direct} of {checked} plans exercised the page decoder");
     assert!(nonempty * 2 > checked, "only {nonempty} of {checked} plans produced rows");
 }
 

@@ -1,6 +1,7 @@
 //! One column chunk read page by page: dictionary and PLAIN values, definition levels, and
 //! the local codes, time buckets or numbers each batch needs.
 
+use super::chunks::PageSource;
 use super::hybrid::Hybrid;
 use super::{BATCH, ColSpec, Kind};
 use crate::engine::buckets::{Buckets, SKIP};
@@ -9,10 +10,8 @@ use arrow::array::{Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, I
 use arrow::datatypes::Int32Type;
 use bytes::Bytes;
 use parquet::basic::{Encoding, Type as Phys};
-use parquet::column::page::{Page, PageReader};
-use parquet::file::serialized_reader::SerializedPageReader;
+use parquet::column::page::Page;
 use rustc_hash::FxHashMap;
-use std::fs::File;
 use std::sync::Arc;
 
 /// Local code 0 is null; dictionary index `i` is local code `i + 1`.
@@ -74,7 +73,7 @@ struct PageState {
 
 /// Reads one column chunk page by page.
 pub(super) struct Cursor {
-    pages: SerializedPageReader<File>,
+    pub(super) pages: PageSource,
     phys: Phys,
     kind: Kind,
     time: Option<fn(i64) -> i64>,
@@ -102,7 +101,7 @@ pub(super) struct Cursor {
 }
 
 impl Cursor {
-    pub(super) fn new(pages: SerializedPageReader<File>, s: &ColSpec, has_def: bool) -> Cursor {
+    pub(super) fn new(pages: PageSource, s: &ColSpec, has_def: bool) -> Cursor {
         let vals = match s.kind {
             Kind::Str => Vals::Str(vec![String::new()]),
             Kind::Bool => Vals::Str(vec![String::new(), "false".into(), "true".into()]),

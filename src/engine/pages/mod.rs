@@ -16,6 +16,7 @@
 //! reader ([`super::scan`]); both paths produce the same answers (the reference suite runs
 //! every plan through each).
 
+pub mod chunks;
 mod cursor;
 mod hybrid;
 
@@ -190,8 +191,9 @@ pub fn read_unit(
     for s in specs {
         let chunk = rg_meta.column(s.leaf);
         let locations = offsets.and_then(|o| o.get(s.leaf)).map(|o| o.page_locations().clone());
-        let pages =
-            SerializedPageReader::new(file.clone(), chunk, total, locations).map_err(|e| EngineError::file(f, e))?;
+        let key = chunks::ChunkKey::new(f, rg, s.leaf);
+        let pages = chunks::PageSource::new(key, || SerializedPageReader::new(file.clone(), chunk, total, locations))
+            .map_err(|e| EngineError::file(f, e))?;
         let has_def = md.file_metadata().schema_descr().column(s.leaf).max_def_level() > 0;
         cursors.push(Cursor::new(pages, s, has_def));
     }
@@ -226,6 +228,9 @@ pub fn read_unit(
             rows_read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             done += n;
         }
+    }
+    for c in cursors.iter_mut() {
+        c.pages.finish();
     }
     Ok(())
 }

@@ -1,0 +1,236 @@
+//! A bounded in-memory cache of decompressed column chunks, the analogue of the segment
+//! cache Druid's historicals keep. It avoids work (reading and decompressing a chunk again);
+//! it does not make the work faster, and benchmarks label it as such.
+//!
+//! A chunk enters the cache when one read of it decompressed every one of its pages (a read
+//! that skipped pages, or stopped before the end, leaves nothing behind). Entries are named
+//! by the file's path, size and modification time, so a file replaced on disk is never
+//! served from an old entry; stale entries age out. The byte bound is process-wide
+//! (`query.chunk_cache_bytes`); least recently used chunks leave first, and a chunk larger
+//! than an eighth of the bound is never kept, so one scan cannot flush everything.
+
+use crate::datafile::DataFile;
+use parquet::column::page::{Page, PageMetadata, PageReader};
+use parquet::errors::Result as PqResult;
+use parquet::file::serialized_reader::SerializedPageReader;
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Names one column chunk of one version of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChunkKey {
+    path: PathBuf,
+    size: u64,
+    modified: Option<SystemTime>,
+    row_group: usize,
+    leaf: usize,
+}
+
+impl ChunkKey {
+    /// The key of column `leaf` of row group `row_group` of `f`.
+    pub fn new(f: &DataFile, row_group: usize, leaf: usize) -> ChunkKey {
+        ChunkKey { path: f.path.clone(), size: f.size_bytes, modified: f.modified, row_group, leaf }
+    }
+}
+
+struct Entry {
+    pages: Arc<[Page]>,
+    bytes: u64,
+    tick: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    capacity: u64,
+    used: u64,
+    tick: u64,
+    entries: FxHashMap<ChunkKey, Entry>,
+    /// Recency order: tick → key.
+    order: BTreeMap<u64, ChunkKey>,
+}
+
+/// The process's chunk cache.
+#[derive(Default)]
+pub struct ChunkCache {
+    inner: Mutex<Inner>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Counters for `/metrics` and `/status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkStats {
+    pub capacity: u64,
+    pub bytes: u64,
+    pub entries: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+static CACHE: std::sync::OnceLock<ChunkCache> = std::sync::OnceLock::new();
+
+/// The process-wide cache (empty and disabled until [`set_capacity`]).
+pub fn cache() -> &'static ChunkCache {
+    CACHE.get_or_init(ChunkCache::default)
+}
+
+/// Sets the byte bound (0 turns the cache off and empties it).
+pub fn set_capacity(bytes: u64) {
+    let c = cache();
+    let mut g = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+    g.capacity = bytes;
+    g.evict_to(bytes);
+}
+
+/// The cache's current counters.
+pub fn stats() -> ChunkStats {
+    let c = cache();
+    let g = c.inner.lock().unwrap_or_else(|e| e.into_inner());
+    ChunkStats {
+        capacity: g.capacity,
+        bytes: g.used,
+        entries: g.entries.len() as u64,
+        hits: c.hits.load(Ordering::Relaxed),
+        misses: c.misses.load(Ordering::Relaxed),
+    }
+}
+
+impl Inner {
+    fn evict_to(&mut self, limit: u64) {
+        while self.used > limit {
+            let Some((_, key)) = self.order.pop_first() else { break };
+            if let Some(e) = self.entries.remove(&key) {
+                self.used -= e.bytes;
+            }
+        }
+    }
+}
+
+impl ChunkCache {
+    fn enabled(&self) -> bool {
+        self.inner.lock().map(|g| g.capacity > 0).unwrap_or(false)
+    }
+
+    /// The largest chunk the cache keeps.
+    fn limit_per_chunk(&self) -> u64 {
+        self.inner.lock().map(|g| g.capacity / 8).unwrap_or(0)
+    }
+
+    fn get(&self, key: &ChunkKey) -> Option<Arc<[Page]>> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.tick += 1;
+        let tick = g.tick;
+        let inner = &mut *g;
+        let Some(e) = inner.entries.get_mut(key) else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        let old = std::mem::replace(&mut e.tick, tick);
+        let pages = e.pages.clone();
+        inner.order.remove(&old);
+        inner.order.insert(tick, key.clone());
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(pages)
+    }
+
+    fn put(&self, key: ChunkKey, pages: Vec<Page>) {
+        let bytes: u64 = pages.iter().map(|p| p.buffer().len() as u64 + 64).sum();
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if bytes > g.capacity / 8 || g.entries.contains_key(&key) {
+            return;
+        }
+        let room = g.capacity - bytes;
+        g.evict_to(room);
+        g.tick += 1;
+        let tick = g.tick;
+        g.order.insert(tick, key.clone());
+        g.entries.insert(key, Entry { pages: pages.into(), bytes, tick });
+        g.used += bytes;
+    }
+}
+
+/// Where a cursor's pages come from: the file (decompressing each page, and keeping them
+/// for the cache while no page has been skipped), or a cached chunk.
+pub enum PageSource {
+    File { reader: Box<SerializedPageReader<File>>, keep: Option<(ChunkKey, Vec<Page>)> },
+    Cached { pages: Arc<[Page]>, next: usize },
+}
+
+impl PageSource {
+    /// The pages of chunk `key`: from the cache when it holds them, else from `open()`.
+    pub fn new(key: ChunkKey, open: impl FnOnce() -> PqResult<SerializedPageReader<File>>) -> PqResult<PageSource> {
+        let c = cache();
+        if !c.enabled() {
+            return Ok(PageSource::File { reader: Box::new(open()?), keep: None });
+        }
+        if let Some(pages) = c.get(&key) {
+            return Ok(PageSource::Cached { pages, next: 0 });
+        }
+        Ok(PageSource::File { reader: Box::new(open()?), keep: Some((key, Vec::new())) })
+    }
+
+    /// The next page, decompressed.
+    pub fn get_next_page(&mut self) -> PqResult<Option<Page>> {
+        match self {
+            PageSource::File { reader, keep } => {
+                let page = reader.get_next_page()?;
+                if let (Some(p), Some((_, kept))) = (&page, keep.as_mut()) {
+                    kept.push(p.clone());
+                    // Past what the cache would keep: stop holding the pages.
+                    if kept.iter().map(|p| p.buffer().len() as u64).sum::<u64>() > cache().limit_per_chunk() {
+                        *keep = None;
+                    }
+                }
+                Ok(page)
+            }
+            PageSource::Cached { pages, next } => {
+                let page = pages.get(*next).cloned();
+                *next += 1;
+                Ok(page)
+            }
+        }
+    }
+
+    /// What the next page holds, without decompressing it.
+    pub fn peek_next_page(&mut self) -> PqResult<Option<PageMetadata>> {
+        match self {
+            PageSource::File { reader, .. } => reader.peek_next_page(),
+            PageSource::Cached { pages, next } => Ok(pages.get(*next).map(|p| {
+                // The page decoder reads flat columns only: one value per row.
+                let rows = p.num_values() as usize;
+                let is_dict = matches!(p, Page::DictionaryPage { .. });
+                PageMetadata { num_rows: (!is_dict).then_some(rows), num_levels: Some(rows), is_dict }
+            })),
+        }
+    }
+
+    /// Skips the next page without decompressing it (the chunk then stays out of the cache).
+    pub fn skip_next_page(&mut self) -> PqResult<()> {
+        match self {
+            PageSource::File { reader, keep } => {
+                *keep = None;
+                reader.skip_next_page()
+            }
+            PageSource::Cached { next, .. } => {
+                *next += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Called when the reader is done with the chunk: a chunk read whole enters the cache.
+    pub fn finish(&mut self) {
+        if let PageSource::File { reader, keep } = self
+            && keep.is_some()
+            && matches!(reader.peek_next_page(), Ok(None))
+            && let Some((key, pages)) = keep.take()
+        {
+            cache().put(key, pages);
+        }
+    }
+}
