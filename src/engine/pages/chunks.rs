@@ -6,8 +6,11 @@
 //! that skipped pages, or stopped before the end, leaves nothing behind). Entries are named
 //! by the file's path, size and modification time, so a file replaced on disk is never
 //! served from an old entry; stale entries age out. The byte bound is process-wide
-//! (`query.chunk_cache_bytes`); least recently used chunks leave first, and a chunk larger
-//! than an eighth of the bound is never kept, so one scan cannot flush everything.
+//! (`query.chunk_cache_bytes`). When it is full, a new chunk may only displace chunks unused
+//! for [`IDLE`] (least recently used first); otherwise it is not kept. So a scan larger than
+//! the cache, repeated, keeps hitting the part that fits instead of flushing it every time
+//! (plain LRU would miss on every chunk), and data nobody reads any more still ages out. A
+//! chunk larger than an eighth of the bound is never kept.
 
 use crate::datafile::DataFile;
 use parquet::column::page::{Page, PageMetadata, PageReader};
@@ -19,7 +22,10 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a chunk must go unused before a new one may take its place.
+pub const IDLE: Duration = Duration::from_secs(30);
 
 /// Names one column chunk of one version of a file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -42,6 +48,7 @@ struct Entry {
     pages: Arc<[Page]>,
     bytes: u64,
     tick: u64,
+    used: Instant,
 }
 
 #[derive(Default)]
@@ -101,6 +108,27 @@ pub fn stats() -> ChunkStats {
 }
 
 impl Inner {
+    /// Frees `bytes` by evicting chunks idle for [`IDLE`], oldest first; false (nothing
+    /// evicted) when that cannot free enough.
+    fn make_room(&mut self, bytes: u64, now: Instant) -> bool {
+        let need = (self.used + bytes).saturating_sub(self.capacity);
+        let mut idle = 0;
+        for key in self.order.values() {
+            if idle >= need {
+                break;
+            }
+            match self.entries.get(key) {
+                Some(e) if now.duration_since(e.used) >= IDLE => idle += e.bytes,
+                _ => break,
+            }
+        }
+        if idle < need {
+            return false;
+        }
+        self.evict_to(self.capacity - bytes);
+        true
+    }
+
     fn evict_to(&mut self, limit: u64) {
         while self.used > limit {
             let Some((_, key)) = self.order.pop_first() else { break };
@@ -131,6 +159,7 @@ impl ChunkCache {
             return None;
         };
         let old = std::mem::replace(&mut e.tick, tick);
+        e.used = Instant::now();
         let pages = e.pages.clone();
         inner.order.remove(&old);
         inner.order.insert(tick, key.clone());
@@ -141,15 +170,13 @@ impl ChunkCache {
     fn put(&self, key: ChunkKey, pages: Vec<Page>) {
         let bytes: u64 = pages.iter().map(|p| p.buffer().len() as u64 + 64).sum();
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if bytes > g.capacity / 8 || g.entries.contains_key(&key) {
+        if bytes > g.capacity / 8 || g.entries.contains_key(&key) || !g.make_room(bytes, Instant::now()) {
             return;
         }
-        let room = g.capacity - bytes;
-        g.evict_to(room);
         g.tick += 1;
         let tick = g.tick;
         g.order.insert(tick, key.clone());
-        g.entries.insert(key, Entry { pages: pages.into(), bytes, tick });
+        g.entries.insert(key, Entry { pages: pages.into(), bytes, tick, used: Instant::now() });
         g.used += bytes;
     }
 }
@@ -232,5 +259,63 @@ impl PageSource {
         {
             cache().put(key, pages);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use parquet::basic::Encoding;
+
+    fn page(n: usize) -> Page {
+        Page::DictionaryPage {
+            buf: Bytes::from(vec![0u8; n]),
+            num_values: 1,
+            encoding: Encoding::PLAIN,
+            is_sorted: false,
+        }
+    }
+
+    fn key(i: usize) -> ChunkKey {
+        ChunkKey { path: "f".into(), size: 1, modified: None, row_group: i, leaf: 0 }
+    }
+
+    fn cache(capacity: u64) -> ChunkCache {
+        let c = ChunkCache::default();
+        c.inner.lock().unwrap().capacity = capacity;
+        c
+    }
+
+    #[test]
+    fn a_full_cache_keeps_what_is_in_use_and_lets_idle_chunks_go() {
+        let c = cache(8 * 1064);
+        for i in 0..8 {
+            c.put(key(i), vec![page(1000)]);
+        }
+        assert_eq!(c.inner.lock().unwrap().entries.len(), 8);
+        // Full of chunks in use: a ninth is not kept, and nothing is evicted.
+        c.put(key(8), vec![page(1000)]);
+        assert!(c.get(&key(8)).is_none());
+        assert!((0..8).all(|i| c.get(&key(i)).is_some()));
+        // Once the least recently used ones have been idle long enough, they make room.
+        let later = Instant::now() + IDLE;
+        let mut g = c.inner.lock().unwrap();
+        assert!(g.make_room(1064, later));
+        assert_eq!(g.entries.len(), 7);
+        assert!(!g.entries.contains_key(&key(0)), "the least recently used chunk left");
+        assert!(g.used <= g.capacity - 1064);
+    }
+
+    #[test]
+    fn oversized_chunks_are_not_kept_and_zero_turns_it_off() {
+        let c = cache(8000);
+        c.put(key(0), vec![page(1100)]);
+        assert!(c.get(&key(0)).is_none(), "over an eighth of the bound");
+        c.put(key(1), vec![page(500)]);
+        assert!(c.get(&key(1)).is_some());
+        c.inner.lock().unwrap().evict_to(0);
+        assert!(c.get(&key(1)).is_none());
+        assert_eq!(c.inner.lock().unwrap().used, 0);
     }
 }
