@@ -147,6 +147,12 @@ impl Metrics {
             ("quiver_chunk_cache_misses_total", "counter", "Column chunks read from their files.", chunks.misses),
             ("quiver_chunk_cache_bytes", "gauge", "Bytes of decompressed column chunks held.", chunks.bytes),
             ("quiver_chunk_cache_entries", "gauge", "Column chunks held decompressed.", chunks.entries),
+            (
+                "quiver_chunk_cache_compacted_total",
+                "counter",
+                "Chunks of plain numbers re-encoded with a dictionary as they entered.",
+                chunks.compacted,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         }

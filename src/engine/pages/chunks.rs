@@ -12,7 +12,9 @@
 //! (plain LRU would miss on every chunk), and data nobody reads any more still ages out. A
 //! chunk larger than an eighth of the bound is never kept.
 
+use super::compact::compact;
 use crate::datafile::DataFile;
+use parquet::basic::Type as Phys;
 use parquet::column::page::{Page, PageMetadata, PageReader};
 use parquet::errors::Result as PqResult;
 use parquet::file::serialized_reader::SerializedPageReader;
@@ -67,6 +69,7 @@ pub struct ChunkCache {
     inner: Mutex<Inner>,
     hits: AtomicU64,
     misses: AtomicU64,
+    compacted: AtomicU64,
 }
 
 /// Counters for `/metrics` and `/status`.
@@ -77,6 +80,8 @@ pub struct ChunkStats {
     pub entries: u64,
     pub hits: u64,
     pub misses: u64,
+    /// Chunks re-encoded with a dictionary as they entered ([`compact`]).
+    pub compacted: u64,
 }
 
 static CACHE: std::sync::OnceLock<ChunkCache> = std::sync::OnceLock::new();
@@ -104,6 +109,7 @@ pub fn stats() -> ChunkStats {
         entries: g.entries.len() as u64,
         hits: c.hits.load(Ordering::Relaxed),
         misses: c.misses.load(Ordering::Relaxed),
+        compacted: c.compacted.load(Ordering::Relaxed),
     }
 }
 
@@ -184,13 +190,27 @@ impl ChunkCache {
 /// Where a cursor's pages come from: the file (decompressing each page, and keeping them
 /// for the cache while no page has been skipped), or a cached chunk.
 pub enum PageSource {
-    File { reader: Box<SerializedPageReader<File>>, keep: Option<(ChunkKey, Vec<Page>)> },
+    File { reader: Box<SerializedPageReader<File>>, keep: Option<Keep> },
     Cached { pages: Arc<[Page]>, next: usize },
 }
 
+/// The pages read so far of a chunk that may enter the cache.
+pub struct Keep {
+    key: ChunkKey,
+    pages: Vec<Page>,
+    phys: Phys,
+    has_def: bool,
+}
+
 impl PageSource {
-    /// The pages of chunk `key`: from the cache when it holds them, else from `open()`.
-    pub fn new(key: ChunkKey, open: impl FnOnce() -> PqResult<SerializedPageReader<File>>) -> PqResult<PageSource> {
+    /// The pages of chunk `key` (of physical type `phys`, with definition levels when
+    /// `has_def`): from the cache when it holds them, else from `open()`.
+    pub fn new(
+        key: ChunkKey,
+        phys: Phys,
+        has_def: bool,
+        open: impl FnOnce() -> PqResult<SerializedPageReader<File>>,
+    ) -> PqResult<PageSource> {
         let c = cache();
         if !c.enabled() {
             return Ok(PageSource::File { reader: Box::new(open()?), keep: None });
@@ -198,7 +218,8 @@ impl PageSource {
         if let Some(pages) = c.get(&key) {
             return Ok(PageSource::Cached { pages, next: 0 });
         }
-        Ok(PageSource::File { reader: Box::new(open()?), keep: Some((key, Vec::new())) })
+        let keep = Keep { key, pages: Vec::new(), phys, has_def };
+        Ok(PageSource::File { reader: Box::new(open()?), keep: Some(keep) })
     }
 
     /// The next page, decompressed.
@@ -206,10 +227,10 @@ impl PageSource {
         match self {
             PageSource::File { reader, keep } => {
                 let page = reader.get_next_page()?;
-                if let (Some(p), Some((_, kept))) = (&page, keep.as_mut()) {
-                    kept.push(p.clone());
+                if let (Some(p), Some(k)) = (&page, keep.as_mut()) {
+                    k.pages.push(p.clone());
                     // Past what the cache would keep: stop holding the pages.
-                    if kept.iter().map(|p| p.buffer().len() as u64).sum::<u64>() > cache().limit_per_chunk() {
+                    if k.pages.iter().map(|p| p.buffer().len() as u64).sum::<u64>() > cache().limit_per_chunk() {
                         *keep = None;
                     }
                 }
@@ -250,14 +271,20 @@ impl PageSource {
         }
     }
 
-    /// Called when the reader is done with the chunk: a chunk read whole enters the cache.
+    /// Called when the reader is done with the chunk: a chunk read whole enters the cache
+    /// (numbers with few values re-encoded with a dictionary, [`compact`]).
     pub fn finish(&mut self) {
         if let PageSource::File { reader, keep } = self
             && keep.is_some()
             && matches!(reader.peek_next_page(), Ok(None))
-            && let Some((key, pages)) = keep.take()
+            && let Some(k) = keep.take()
         {
-            cache().put(key, pages);
+            let n = k.pages.len();
+            let pages = compact(k.pages, k.phys, k.has_def);
+            if pages.len() != n {
+                cache().compacted.fetch_add(1, Ordering::Relaxed);
+            }
+            cache().put(k.key, pages);
         }
     }
 }

@@ -17,6 +17,7 @@
 //! every plan through each).
 
 pub mod chunks;
+mod compact;
 mod cursor;
 mod hybrid;
 
@@ -191,10 +192,12 @@ pub fn read_unit(
     for s in specs {
         let chunk = rg_meta.column(s.leaf);
         let locations = offsets.and_then(|o| o.get(s.leaf)).map(|o| o.page_locations().clone());
-        let key = chunks::ChunkKey::new(f, rg, s.leaf);
-        let pages = chunks::PageSource::new(key, || SerializedPageReader::new(file.clone(), chunk, total, locations))
-            .map_err(|e| EngineError::file(f, e))?;
         let has_def = md.file_metadata().schema_descr().column(s.leaf).max_def_level() > 0;
+        let key = chunks::ChunkKey::new(f, rg, s.leaf);
+        let pages = chunks::PageSource::new(key, s.phys, has_def, || {
+            SerializedPageReader::new(file.clone(), chunk, total, locations)
+        })
+        .map_err(|e| EngineError::file(f, e))?;
         cursors.push(Cursor::new(pages, s, has_def));
     }
     let ranges: Vec<(usize, usize)> = match selection {
