@@ -1,10 +1,15 @@
 //! The engine on TPC-H lineitem (generated with tpchgen, sorted by ship date): a full-scan
 //! group-by (Q1-like), a narrow time range (pruning) and a high-cardinality group-by.
 //! Scale factor from `QUIVER_BENCH_SF` (default 0.1); data cached under target/bench-data.
+//!
+//! The same queries then run on a copy written the way other tools write by default (zstd,
+//! no dictionary for numbers, no page index, one row group per 1M rows), with the chunk cache
+//! off and on (`chunk_cache_on` is work avoided: decompressed, re-encoded chunks kept).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use quiver::catalog::expr;
 use quiver::catalog::physical;
+use quiver::engine::pages::chunks;
 use quiver::engine::{self, plan::*};
 use quiver::time::{Grain, Interval};
 use std::path::PathBuf;
@@ -17,6 +22,37 @@ fn data(sf: f64) -> PathBuf {
         eprintln!("generated {n} rows into {}", path.display());
     }
     path
+}
+
+/// `src` rewritten like a foreign writer: zstd, numbers without dictionaries, no page index.
+fn foreign_copy(src: &std::path::Path) -> PathBuf {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    let out = src.with_extension("foreign.parquet");
+    if out.exists() {
+        return out;
+    }
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(src).unwrap()).unwrap().build().unwrap();
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(1 << 20))
+        .set_offset_index_disabled(true)
+        .set_statistics_enabled(EnabledStatistics::Chunk);
+    for c in ["quantity", "extended_price", "discount", "tax"] {
+        props = props.set_column_dictionary_enabled(c.into(), false);
+    }
+    let mut w = None;
+    for b in reader {
+        let b = b.unwrap();
+        let w = w.get_or_insert_with(|| {
+            ArrowWriter::try_new(std::fs::File::create(&out).unwrap(), b.schema(), Some(props.clone().build())).unwrap()
+        });
+        w.write(&b).unwrap();
+    }
+    w.unwrap().close().unwrap();
+    out
 }
 
 fn day(y: i32, m: u32, d: u32) -> i64 {
@@ -90,11 +126,24 @@ fn bench(c: &mut Criterion) {
     );
     let mut g = c.benchmark_group(format!("lineitem_sf{sf}"));
     g.sample_size(10);
-    for (name, p) in
-        [("q1_full_scan_group_by", &q1), ("narrow_week_pruned", &narrow), ("supp_key_high_cardinality", &wide)]
-    {
-        g.bench_function(name, |b| b.iter(|| engine::execute(p, &CancelToken::default()).unwrap()));
+    let queries = [("q1_full_scan_group_by", q1), ("narrow_week_pruned", narrow), ("supp_key_high_cardinality", wide)];
+    for (name, p) in &queries {
+        g.bench_function(*name, |b| b.iter(|| engine::execute(p, &CancelToken::default()).unwrap()));
     }
+    g.finish();
+    let foreign = Arc::new(physical::open_file(&foreign_copy(&path), "ship_date").unwrap());
+    let mut g = c.benchmark_group(format!("lineitem_sf{sf}_foreign_zstd"));
+    g.sample_size(10);
+    for cache in ["chunk_cache_off", "chunk_cache_on"] {
+        chunks::set_capacity(if cache == "chunk_cache_on" { 1 << 30 } else { 0 });
+        for (name, p) in &queries {
+            let p = QueryPlan { files: vec![foreign.clone()], ..p.clone() };
+            g.bench_function(format!("{name}/{cache}"), |b| {
+                b.iter(|| engine::execute(&p, &CancelToken::default()).unwrap())
+            });
+        }
+    }
+    chunks::set_capacity(0);
     g.finish();
 }
 

@@ -150,6 +150,16 @@ impl ChunkCache {
         self.inner.lock().map(|g| g.capacity > 0).unwrap_or(false)
     }
 
+    /// Whether a chunk of about `bytes` could enter now: not too large, and room for it or a
+    /// chunk idle long enough to give way. A read keeps its pages for the cache only then;
+    /// a full cache costs the reads it cannot take nothing.
+    fn may_admit(&self, bytes: u64) -> bool {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest_idle =
+            || g.order.values().next().and_then(|k| g.entries.get(k)).is_some_and(|e| e.used.elapsed() >= IDLE);
+        bytes <= g.capacity / 8 && (g.used + bytes <= g.capacity || oldest_idle())
+    }
+
     /// The largest chunk the cache keeps.
     fn limit_per_chunk(&self) -> u64 {
         self.inner.lock().map(|g| g.capacity / 8).unwrap_or(0)
@@ -204,11 +214,11 @@ pub struct Keep {
 
 impl PageSource {
     /// The pages of chunk `key` (of physical type `phys`, with definition levels when
-    /// `has_def`): from the cache when it holds them, else from `open()`.
+    /// `has_def`, about `bytes` decompressed): from the cache when it holds them, else from
+    /// `open()`.
     pub fn new(
         key: ChunkKey,
-        phys: Phys,
-        has_def: bool,
+        (phys, has_def, bytes): (Phys, bool, u64),
         open: impl FnOnce() -> PqResult<SerializedPageReader<File>>,
     ) -> PqResult<PageSource> {
         let c = cache();
@@ -218,8 +228,8 @@ impl PageSource {
         if let Some(pages) = c.get(&key) {
             return Ok(PageSource::Cached { pages, next: 0 });
         }
-        let keep = Keep { key, pages: Vec::new(), phys, has_def };
-        Ok(PageSource::File { reader: Box::new(open()?), keep: Some(keep) })
+        let keep = c.may_admit(bytes).then(|| Keep { key, pages: Vec::new(), phys, has_def });
+        Ok(PageSource::File { reader: Box::new(open()?), keep })
     }
 
     /// The next page, decompressed.
@@ -317,11 +327,14 @@ mod tests {
     #[test]
     fn a_full_cache_keeps_what_is_in_use_and_lets_idle_chunks_go() {
         let c = cache(8 * 1064);
+        assert!(c.may_admit(1000) && !c.may_admit(1100), "room, and an eighth of the bound at most");
         for i in 0..8 {
             c.put(key(i), vec![page(1000)]);
         }
         assert_eq!(c.inner.lock().unwrap().entries.len(), 8);
-        // Full of chunks in use: a ninth is not kept, and nothing is evicted.
+        // Full of chunks in use: a read does not even keep its pages for the cache, a ninth
+        // chunk offered is not kept, and nothing is evicted.
+        assert!(!c.may_admit(1000));
         c.put(key(8), vec![page(1000)]);
         assert!(c.get(&key(8)).is_none());
         assert!((0..8).all(|i| c.get(&key(i)).is_some()));

@@ -31,31 +31,14 @@ pub fn compact(pages: Vec<Page>, phys: Phys, has_def: bool) -> Vec<Page> {
         }
     }
     let total: usize = pages.iter().zip(&starts).map(|(p, s)| (p.buffer().len() - s) / width).sum();
-    let mut index: FxHashMap<u64, u32> = FxHashMap::default();
-    let mut dict: Vec<u8> = Vec::new();
-    let mut codes: Vec<Vec<u32>> = Vec::with_capacity(pages.len());
-    for (p, &s) in pages.iter().zip(&starts) {
-        let mut page_codes = Vec::with_capacity((p.buffer().len() - s) / width);
-        for raw in p.buffer()[s..].chunks_exact(width) {
-            let mut b = [0u8; 8];
-            b[..width].copy_from_slice(raw);
-            let next = index.len() as u32;
-            let code = *index.entry(u64::from_le_bytes(b)).or_insert_with(|| {
-                dict.extend_from_slice(raw);
-                next
-            });
-            page_codes.push(code);
-        }
-        if index.len() > MAX_DISTINCT || index.len() * 4 > total.max(4) {
-            return pages;
-        }
-        codes.push(page_codes);
-    }
-    let bw = (32 - (index.len().max(2) as u32 - 1).leading_zeros()) as u8;
+    let Some((index_len, dict, codes)) = dictionary(&pages, &starts, width, MAX_DISTINCT.min(total / 4)) else {
+        return pages;
+    };
+    let bw = (32 - (index_len.max(2) as u32 - 1).leading_zeros()) as u8;
     let mut out = Vec::with_capacity(pages.len() + 1);
     out.push(Page::DictionaryPage {
         buf: Bytes::from(dict),
-        num_values: index.len() as u32,
+        num_values: index_len as u32,
         encoding: Encoding::PLAIN,
         is_sorted: false,
     });
@@ -66,6 +49,35 @@ pub fn compact(pages: Vec<Page>, phys: Phys, has_def: bool) -> Vec<Page> {
         out.push(with_indices(p, Bytes::from(buf)));
     }
     out
+}
+
+/// The distinct values (PLAIN bytes, in order of appearance) and each page's codes; `None` as
+/// soon as there are more than `limit` distinct values.
+fn dictionary(pages: &[Page], starts: &[usize], width: usize, limit: usize) -> Option<(usize, Vec<u8>, Vec<Vec<u32>>)> {
+    let mut index: FxHashMap<u64, u32> = FxHashMap::default();
+    let mut dict: Vec<u8> = Vec::new();
+    let mut codes = Vec::with_capacity(pages.len());
+    for (p, &s) in pages.iter().zip(starts) {
+        let mut page_codes = Vec::with_capacity((p.buffer().len() - s) / width);
+        for raw in p.buffer()[s..].chunks_exact(width) {
+            let mut b = [0u8; 8];
+            b[..width].copy_from_slice(raw);
+            let key = u64::from_le_bytes(b);
+            let code = match index.get(&key) {
+                Some(&c) => c,
+                None if index.len() >= limit => return None,
+                None => {
+                    let c = index.len() as u32;
+                    index.insert(key, c);
+                    dict.extend_from_slice(raw);
+                    c
+                }
+            };
+            page_codes.push(code);
+        }
+        codes.push(page_codes);
+    }
+    Some((index.len(), dict, codes))
 }
 
 /// Where a data page's values begin; `None` for anything but a PLAIN data page.

@@ -194,7 +194,8 @@ pub fn read_unit(
         let locations = offsets.and_then(|o| o.get(s.leaf)).map(|o| o.page_locations().clone());
         let has_def = md.file_metadata().schema_descr().column(s.leaf).max_def_level() > 0;
         let key = chunks::ChunkKey::new(f, rg, s.leaf);
-        let pages = chunks::PageSource::new(key, s.phys, has_def, || {
+        let size = chunk.uncompressed_size().max(0) as u64;
+        let pages = chunks::PageSource::new(key, (s.phys, has_def, size), || {
             SerializedPageReader::new(file.clone(), chunk, total, locations)
         })
         .map_err(|e| EngineError::file(f, e))?;
