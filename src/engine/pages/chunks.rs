@@ -75,10 +75,15 @@ pub struct ChunkCache {
 /// Counters for `/metrics` and `/status`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChunkStats {
+    /// The byte bound (`query.chunk_cache_bytes`).
     pub capacity: u64,
+    /// Bytes held now.
     pub bytes: u64,
+    /// Chunks held now.
     pub entries: u64,
+    /// Chunk reads served from memory.
     pub hits: u64,
+    /// Chunk reads that went to the file (while the cache was on).
     pub misses: u64,
     /// Chunks re-encoded with a dictionary as they entered ([`compact`]).
     pub compacted: u64,
@@ -200,7 +205,9 @@ impl ChunkCache {
 /// Where a cursor's pages come from: the file (decompressing each page, and keeping them
 /// for the cache while no page has been skipped), or a cached chunk.
 pub enum PageSource {
+    /// Pages read and decompressed from the file; `keep` collects them for the cache.
     File { reader: Box<SerializedPageReader<File>>, keep: Option<Keep> },
+    /// A cached chunk's pages; `next` is the next one to hand out.
     Cached { pages: Arc<[Page]>, next: usize },
 }
 
