@@ -190,7 +190,8 @@ fn reference(plan: &QueryPlan, rows: &[Row]) -> Vec<(i64, Vec<String>, Vec<V>)> 
     out
 }
 
-/// The chunk cache is process-wide: the tests that switch it on and off take turns.
+/// The chunk cache is process-wide: every test here that runs the engine takes its turn, so
+/// one that switches the cache on or off, or counts its entries, sees only its own scans.
 static CHUNK_CACHE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `plan` through the page decoder (where row groups qualify), through it again with the
@@ -322,6 +323,7 @@ fn engine_equals_reference_on_files_other_tools_wrote() {
 
 #[test]
 fn cancellation_stops_the_scan() {
+    let _turn = CHUNK_CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(99);
     let dir = tempfile::tempdir().unwrap();
     let rows = random_rows(&mut rng, 500);
@@ -353,7 +355,23 @@ fn cap_plan(seed: u64, dir: &Path, grain: Grain, aggregations: Vec<AggregationPl
 }
 
 #[test]
+fn metadata_scans_leave_the_chunk_cache_alone() {
+    let _turn = CHUNK_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = cap_plan(11, dir.path(), Grain::All, vec![], Limits { chunk_cache: false, ..Limits::default() });
+    chunks::set_capacity(0);
+    chunks::set_capacity(64 << 20);
+    engine::execute(&plan, &CancelToken::default()).unwrap();
+    assert_eq!(chunks::stats().entries, 0, "a scan with chunk_cache off kept chunks");
+    plan.limits.chunk_cache = true;
+    engine::execute(&plan, &CancelToken::default()).unwrap();
+    assert!(chunks::stats().entries > 0, "the same scan with it on kept none");
+    chunks::set_capacity(0);
+}
+
+#[test]
 fn group_cap_is_a_typed_error() {
+    let _turn = CHUNK_CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let limits = Limits { max_groups: 5, max_buckets: 100, threads: 2, ..Limits::default() };
     let plan = cap_plan(5, dir.path(), Grain::All, vec![], limits);
@@ -362,6 +380,7 @@ fn group_cap_is_a_typed_error() {
 
 #[test]
 fn byte_cap_is_a_typed_error() {
+    let _turn = CHUNK_CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let distinct = AggregationPlan {
         name: "d".into(),
@@ -380,6 +399,7 @@ fn byte_cap_is_a_typed_error() {
 /// query answers or fails with an error; none panics.
 #[test]
 fn page_decoder_survives_corrupt_pages() {
+    let _turn = CHUNK_CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(4242);
     let clean_rows: Vec<Row> = random_rows(&mut rng, 600).into_iter().map(without_nulls).collect();
     let null_rows: Vec<Row> = clean_rows

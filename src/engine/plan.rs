@@ -291,6 +291,10 @@ pub struct Limits {
     /// Read qualifying row groups with the engine's own page decoder (`engine::pages`)
     /// instead of the Arrow reader.
     pub page_decoder: bool,
+    /// Chunks this query reads whole may enter the chunk cache (`engine::pages::chunks`).
+    /// Off for metadata scans (dimension values, available days), which have their own
+    /// cache and would fill this one with columns analytic queries may never read.
+    pub chunk_cache: bool,
 }
 
 impl Default for Limits {
@@ -303,6 +307,7 @@ impl Default for Limits {
             min_split_rows: 1 << 16,
             min_rows_per_worker: 1 << 17,
             page_decoder: true,
+            chunk_cache: true,
         }
     }
 }

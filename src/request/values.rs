@@ -100,7 +100,8 @@ fn row_scan(
         aggregations: vec![],
         outputs: vec![],
         shape: Shape::default(),
-        limits: Limits::default(),
+        // Metadata scans read whole columns once per snapshot: not for the chunk cache.
+        limits: Limits { chunk_cache: false, ..Limits::default() },
     }
 }
 

@@ -361,6 +361,7 @@ pub fn random_plan(rng: &mut Rng, files: &[Arc<DataFile>]) -> QueryPlan {
             // Tiny tables still run on several workers (and merge their partials).
             min_rows_per_worker: 1,
             page_decoder: true,
+            chunk_cache: true,
         },
     }
 }

@@ -222,10 +222,10 @@ pub struct Keep {
 impl PageSource {
     /// The pages of chunk `key` (of physical type `phys`, with definition levels when
     /// `has_def`, about `bytes` decompressed): from the cache when it holds them, else from
-    /// `open()`.
+    /// `open()`, keeping them for the cache when `admit` and the cache can take them.
     pub fn new(
         key: ChunkKey,
-        (phys, has_def, bytes): (Phys, bool, u64),
+        (phys, has_def, bytes, admit): (Phys, bool, u64, bool),
         open: impl FnOnce() -> PqResult<SerializedPageReader<File>>,
     ) -> PqResult<PageSource> {
         let c = cache();
@@ -235,7 +235,7 @@ impl PageSource {
         if let Some(pages) = c.get(&key) {
             return Ok(PageSource::Cached { pages, next: 0 });
         }
-        let keep = c.may_admit(bytes).then(|| Keep { key, pages: Vec::new(), phys, has_def });
+        let keep = (admit && c.may_admit(bytes)).then(|| Keep { key, pages: Vec::new(), phys, has_def });
         Ok(PageSource::File { reader: Box::new(open()?), keep })
     }
 

@@ -195,7 +195,7 @@ pub fn read_unit(
         let has_def = md.file_metadata().schema_descr().column(s.leaf).max_def_level() > 0;
         let key = chunks::ChunkKey::new(f, rg, s.leaf);
         let size = chunk.uncompressed_size().max(0) as u64;
-        let pages = chunks::PageSource::new(key, (s.phys, has_def, size), || {
+        let pages = chunks::PageSource::new(key, (s.phys, has_def, size, plan.limits.chunk_cache), || {
             SerializedPageReader::new(file.clone(), chunk, total, locations)
         })
         .map_err(|e| EngineError::file(f, e))?;
