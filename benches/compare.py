@@ -71,24 +71,25 @@ def reset_peak(pid):
 class Quiver:
     def __init__(self, port, pid, label="quiver"):
         self.port, self.pid, self.label = port, pid, label
+        self.last = 0.0
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 
     def fresh(self):
         """A new connection when this one has idled long enough for the server to close it
         (its header-read timeout closes idle keep-alive connections; at SF 10 the other
         engines' turns last that long)."""
-        if time.monotonic() - getattr(self, "last", 0) > 2:
+        if time.monotonic() - self.last > 2:
             self.conn.close()
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
             self.conn.connect()
 
     def fetch(self, path):
         """The response body: what the timing covers (request to last byte received)."""
-        self.last = time.monotonic()
         quoted = urllib.parse.quote(path, safe="/?&=,;()")
         self.conn.request("GET", quoted)
         r = self.conn.getresponse()
         body = r.read()
+        self.last = time.monotonic()
         if r.status != 200:
             raise RuntimeError(f"quiver {r.status}: {body[:500]!r}")
         return body
@@ -171,7 +172,6 @@ def measure(quivers, name, others, runs):
             t0 = time.perf_counter()
             body = q.fetch(path)
             times[q.label].append((time.perf_counter() - t0) * 1000)
-            q.last = time.monotonic()
             answers[q.label] = quiver_rows(json.loads(body)["rows"], cols)
         for e in others:
             out = e.run(name)

@@ -72,7 +72,7 @@ pub struct ChunkCache {
     compacted: AtomicU64,
 }
 
-/// Counters for `/metrics` and `/status`.
+/// Counters for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChunkStats {
     /// The byte bound (`query.chunk_cache_bytes`).
@@ -119,6 +119,19 @@ pub fn stats() -> ChunkStats {
 }
 
 impl Inner {
+    /// The largest chunk kept: an eighth of the bound, so one scan cannot flush everything.
+    fn max_chunk(&self) -> u64 {
+        self.capacity / 8
+    }
+
+    /// Whether a chunk of about `bytes` could enter now: not too large, and room for it or a
+    /// chunk idle long enough to give way.
+    fn may_admit(&self, bytes: u64) -> bool {
+        let oldest_idle =
+            || self.order.values().next().and_then(|k| self.entries.get(k)).is_some_and(|e| e.used.elapsed() >= IDLE);
+        bytes <= self.max_chunk() && (self.used + bytes <= self.capacity || oldest_idle())
+    }
+
     /// Frees `bytes` by evicting chunks idle for [`IDLE`], oldest first; false (nothing
     /// evicted) when that cannot free enough.
     fn make_room(&mut self, bytes: u64, now: Instant) -> bool {
@@ -140,6 +153,19 @@ impl Inner {
         true
     }
 
+    /// The pages of `key`, now the most recently used chunk.
+    fn touch(&mut self, key: &ChunkKey) -> Option<Arc<[Page]>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let e = self.entries.get_mut(key)?;
+        let old = std::mem::replace(&mut e.tick, tick);
+        e.used = Instant::now();
+        let pages = e.pages.clone();
+        self.order.remove(&old);
+        self.order.insert(tick, key.clone());
+        Some(pages)
+    }
+
     fn evict_to(&mut self, limit: u64) {
         while self.used > limit {
             let Some((_, key)) = self.order.pop_first() else { break };
@@ -150,48 +176,42 @@ impl Inner {
     }
 }
 
+/// What the cache says about a chunk about to be read.
+enum Lookup {
+    /// The cache is off.
+    Off,
+    Hit(Arc<[Page]>),
+    /// Not held; `admit` = a read may keep its pages for the cache (at most `limit` bytes).
+    Miss {
+        admit: bool,
+        limit: u64,
+    },
+}
+
 impl ChunkCache {
-    fn enabled(&self) -> bool {
-        self.inner.lock().map(|g| g.capacity > 0).unwrap_or(false)
-    }
-
-    /// Whether a chunk of about `bytes` could enter now: not too large, and room for it or a
-    /// chunk idle long enough to give way. A read keeps its pages for the cache only then;
-    /// a full cache costs the reads it cannot take nothing.
-    fn may_admit(&self, bytes: u64) -> bool {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let oldest_idle =
-            || g.order.values().next().and_then(|k| g.entries.get(k)).is_some_and(|e| e.used.elapsed() >= IDLE);
-        bytes <= g.capacity / 8 && (g.used + bytes <= g.capacity || oldest_idle())
-    }
-
-    /// The largest chunk the cache keeps.
-    fn limit_per_chunk(&self) -> u64 {
-        self.inner.lock().map(|g| g.capacity / 8).unwrap_or(0)
-    }
-
-    fn get(&self, key: &ChunkKey) -> Option<Arc<[Page]>> {
+    /// One look under one lock: the chunk's pages, or whether a read should keep them.
+    fn lookup(&self, key: &ChunkKey, bytes: u64) -> Lookup {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.tick += 1;
-        let tick = g.tick;
-        let inner = &mut *g;
-        let Some(e) = inner.entries.get_mut(key) else {
-            self.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
-        };
-        let old = std::mem::replace(&mut e.tick, tick);
-        e.used = Instant::now();
-        let pages = e.pages.clone();
-        inner.order.remove(&old);
-        inner.order.insert(tick, key.clone());
-        self.hits.fetch_add(1, Ordering::Relaxed);
-        Some(pages)
+        if g.capacity == 0 {
+            return Lookup::Off;
+        }
+        if let Some(pages) = g.touch(key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Hit(pages);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        Lookup::Miss { admit: g.may_admit(bytes), limit: g.max_chunk() }
+    }
+
+    #[cfg(test)]
+    fn get(&self, key: &ChunkKey) -> Option<Arc<[Page]>> {
+        self.inner.lock().unwrap().touch(key)
     }
 
     fn put(&self, key: ChunkKey, pages: Vec<Page>) {
         let bytes: u64 = pages.iter().map(|p| p.buffer().len() as u64 + 64).sum();
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if bytes > g.capacity / 8 || g.entries.contains_key(&key) || !g.make_room(bytes, Instant::now()) {
+        if bytes > g.max_chunk() || g.entries.contains_key(&key) || !g.make_room(bytes, Instant::now()) {
             return;
         }
         g.tick += 1;
@@ -215,6 +235,9 @@ pub enum PageSource {
 pub struct Keep {
     key: ChunkKey,
     pages: Vec<Page>,
+    /// Their decompressed bytes, and the most the cache would take.
+    bytes: u64,
+    limit: u64,
     phys: Phys,
     has_def: bool,
 }
@@ -228,14 +251,13 @@ impl PageSource {
         (phys, has_def, bytes, admit): (Phys, bool, u64, bool),
         open: impl FnOnce() -> PqResult<SerializedPageReader<File>>,
     ) -> PqResult<PageSource> {
-        let c = cache();
-        if !c.enabled() {
-            return Ok(PageSource::File { reader: Box::new(open()?), keep: None });
-        }
-        if let Some(pages) = c.get(&key) {
-            return Ok(PageSource::Cached { pages, next: 0 });
-        }
-        let keep = (admit && c.may_admit(bytes)).then(|| Keep { key, pages: Vec::new(), phys, has_def });
+        let keep = match cache().lookup(&key, bytes) {
+            Lookup::Hit(pages) => return Ok(PageSource::Cached { pages, next: 0 }),
+            Lookup::Miss { admit: true, limit } if admit => {
+                Some(Keep { key, pages: Vec::new(), bytes: 0, limit, phys, has_def })
+            }
+            _ => None,
+        };
         Ok(PageSource::File { reader: Box::new(open()?), keep })
     }
 
@@ -245,9 +267,10 @@ impl PageSource {
             PageSource::File { reader, keep } => {
                 let page = reader.get_next_page()?;
                 if let (Some(p), Some(k)) = (&page, keep.as_mut()) {
+                    k.bytes += p.buffer().len() as u64;
                     k.pages.push(p.clone());
                     // Past what the cache would keep: stop holding the pages.
-                    if k.pages.iter().map(|p| p.buffer().len() as u64).sum::<u64>() > cache().limit_per_chunk() {
+                    if k.bytes > k.limit {
                         *keep = None;
                     }
                 }
@@ -334,14 +357,15 @@ mod tests {
     #[test]
     fn a_full_cache_keeps_what_is_in_use_and_lets_idle_chunks_go() {
         let c = cache(8 * 1064);
-        assert!(c.may_admit(1000) && !c.may_admit(1100), "room, and an eighth of the bound at most");
+        let may_admit = |bytes| c.inner.lock().unwrap().may_admit(bytes);
+        assert!(may_admit(1000) && !may_admit(1100), "room, and an eighth of the bound at most");
         for i in 0..8 {
             c.put(key(i), vec![page(1000)]);
         }
         assert_eq!(c.inner.lock().unwrap().entries.len(), 8);
         // Full of chunks in use: a read does not even keep its pages for the cache, a ninth
         // chunk offered is not kept, and nothing is evicted.
-        assert!(!c.may_admit(1000));
+        assert!(!may_admit(1000));
         c.put(key(8), vec![page(1000)]);
         assert!(c.get(&key(8)).is_none());
         assert!((0..8).all(|i| c.get(&key(i)).is_some()));
