@@ -165,30 +165,6 @@ impl Acc {
         }
     }
 
-    /// Folds one batch in through its [`Partition`] (no filter, no nulls); `false` when this
-    /// kind of accumulator or input needs [`Acc::update`] instead.
-    pub fn update_partitioned(&mut self, p: &Partition, input: &Input) -> bool {
-        match (self, input) {
-            (Acc::Count(c), Input::Rows | Input::Valid(None)) => {
-                for (g, slot) in c.iter_mut().enumerate().take(p.starts.len() - 1) {
-                    *slot += p.rows_of(g).len() as i64;
-                }
-            }
-            (Acc::SumF(s), Input::F64(x, None)) => {
-                for (g, slot) in s.iter_mut().enumerate().take(p.starts.len() - 1) {
-                    *slot += sum_rows(x, p.rows_of(g), |a, b| a + b);
-                }
-            }
-            (Acc::SumI(s), Input::I64(x, None)) => {
-                for (g, slot) in s.iter_mut().enumerate().take(p.starts.len() - 1) {
-                    *slot = slot.wrapping_add(sum_rows(x, p.rows_of(g), i64::wrapping_add));
-                }
-            }
-            _ => return false,
-        }
-        true
-    }
-
     /// Merges group `from` of `other` into group `to` of `self` (same kind).
     /// `distinct_map` translates `other`'s distinct codes into `self`'s.
     pub fn merge_group(&mut self, to: usize, other: &Acc, from: usize, distinct_map: &[u32]) {
@@ -266,75 +242,13 @@ impl Value {
     }
 }
 
-/// Groups small enough to be summed in interleaved lanes (or through a [`Partition`]).
-pub const LANE_GROUPS: usize = 64;
-
-/// A batch's rows sorted by group (a counting sort), for few groups: each sum then reads
-/// its group's rows into independent registers instead of read-modify-writing one memory
-/// slot per row, and counts are the partition sizes. Built once per batch, shared by every
-/// aggregation.
-pub struct Partition {
-    /// Group `g`'s rows are `rows[starts[g]..starts[g + 1]]`.
-    starts: Vec<usize>,
-    rows: Vec<u32>,
-}
-
-impl Partition {
-    /// `groups` ≤ [`LANE_GROUPS`]; rows marked `SKIP` are left out.
-    pub fn new(gids: &[u32], groups: usize) -> Partition {
-        // Rows are dealt into four lanes by position (row i → lane i % 4), so consecutive rows
-        // of one group bump different counters; a group's lanes are laid out side by side.
-        let mut counts = [[0u32; LANE_GROUPS + 1]; 4];
-        for (i, &g) in gids.iter().enumerate() {
-            counts[i & 3][(g as usize).min(LANE_GROUPS)] += 1;
-        }
-        let mut pos = [[0usize; LANE_GROUPS]; 4];
-        let mut starts = Vec::with_capacity(groups + 1);
-        let mut at = 0usize;
-        for g in 0..groups {
-            starts.push(at);
-            for k in 0..4 {
-                pos[k][g] = at;
-                at += counts[k][g] as usize;
-            }
-        }
-        starts.push(at);
-        let mut rows = vec![0u32; at];
-        for (i, &g) in gids.iter().enumerate() {
-            if (g as usize) < groups {
-                let p = &mut pos[i & 3][g as usize];
-                rows[*p] = i as u32;
-                *p += 1;
-            }
-        }
-        Partition { starts, rows }
-    }
-
-    fn rows_of(&self, g: usize) -> &[u32] {
-        &self.rows[self.starts[g]..self.starts[g + 1]]
-    }
-}
-
-/// Σ x[i] over `rows`, in four independent accumulators.
-#[inline]
-fn sum_rows<T: Copy + Default>(x: &[T], rows: &[u32], add: impl Fn(T, T) -> T) -> T {
-    let mut a = [T::default(); 4];
-    let chunks = rows.chunks_exact(4);
-    let rest = chunks.remainder();
-    for q in chunks {
-        for k in 0..4 {
-            a[k] = add(a[k], x[q[k] as usize]);
-        }
-    }
-    for &i in rest {
-        a[0] = add(a[0], x[i as usize]);
-    }
-    add(add(a[0], a[1]), add(a[2], a[3]))
-}
+/// Groups small enough to be summed in interleaved lanes.
+const LANE_GROUPS: usize = 64;
 
 /// `s[gids[i]] += values[i]` for every row not `SKIP`. With few groups, consecutive rows hit
 /// the same slot and each add waits for the previous one; four interleaved lanes break that
-/// dependency chain and are folded together at the end.
+/// dependency chain and are folded together at the end, and skipped rows (at random under a
+/// filter) go to a sink slot past the groups instead of a branch per row.
 #[inline]
 fn sum_lanes<T: Copy + Default>(s: &mut [T], gids: &[u32], values: &[T], add: impl Fn(T, T) -> T) {
     if s.len() > LANE_GROUPS {
@@ -345,29 +259,25 @@ fn sum_lanes<T: Copy + Default>(s: &mut [T], gids: &[u32], values: &[T], add: im
         }
         return;
     }
-    let mut lanes = [[T::default(); LANE_GROUPS]; 4];
+    let mut lanes = [[T::default(); LANE_GROUPS + 1]; 4];
     let (g4, v4) = (gids.chunks_exact(4), values.chunks_exact(4));
     let (gr, vr) = (g4.remainder(), v4.remainder());
     for (g, v) in g4.zip(v4) {
         for k in 0..4 {
-            if g[k] != SKIP {
-                let slot = &mut lanes[k][g[k] as usize & (LANE_GROUPS - 1)];
-                *slot = add(*slot, v[k]);
-            }
+            let slot = &mut lanes[k][(g[k] as usize).min(LANE_GROUPS)];
+            *slot = add(*slot, v[k]);
         }
     }
     for (&g, &v) in gr.iter().zip(vr) {
-        if g != SKIP {
-            let slot = &mut lanes[0][g as usize & (LANE_GROUPS - 1)];
-            *slot = add(*slot, v);
-        }
+        let slot = &mut lanes[0][(g as usize).min(LANE_GROUPS)];
+        *slot = add(*slot, v);
     }
     for (g, slot) in s.iter_mut().enumerate() {
         *slot = add(*slot, add(add(lanes[0][g], lanes[1][g]), add(lanes[2][g], lanes[3][g])));
     }
 }
 
-/// Counts rows per group (not `SKIP`), with the same lane trick.
+/// Counts rows per group (not `SKIP`), with the same lanes and sink.
 #[inline]
 fn count_lanes(c: &mut [i64], gids: &[u32]) {
     if c.len() > LANE_GROUPS {
@@ -378,16 +288,16 @@ fn count_lanes(c: &mut [i64], gids: &[u32]) {
         }
         return;
     }
-    let mut lanes = [[0u32; LANE_GROUPS]; 4];
+    let mut lanes = [[0u32; LANE_GROUPS + 1]; 4];
     let g4 = gids.chunks_exact(4);
     let rest = g4.remainder();
     for g in g4 {
         for k in 0..4 {
-            lanes[k][g[k] as usize & (LANE_GROUPS - 1)] += u32::from(g[k] != SKIP);
+            lanes[k][(g[k] as usize).min(LANE_GROUPS)] += 1;
         }
     }
     for &g in rest {
-        lanes[0][g as usize & (LANE_GROUPS - 1)] += u32::from(g != SKIP);
+        lanes[0][(g as usize).min(LANE_GROUPS)] += 1;
     }
     for (g, slot) in c.iter_mut().enumerate() {
         *slot += (lanes[0][g] + lanes[1][g] + lanes[2][g] + lanes[3][g]) as i64;

@@ -3,7 +3,7 @@
 //! A [`Partial`] is one worker's state; partials merge by dimension *values*, once.
 
 use super::EngineError;
-use super::accum::{Acc, Input, LANE_GROUPS, Partition};
+use super::accum::{Acc, Input};
 use super::buckets::{Buckets, SKIP};
 use super::columns::{self, DimCodes};
 use super::hll::hash_str;
@@ -330,6 +330,16 @@ impl Partial {
         self.direct.1[i]
     }
 
+    /// The group [`Partial::gid_for_int`] would give `v` in `bucket` when it already exists,
+    /// else `SKIP`: a lookup that never creates a group.
+    #[inline]
+    pub fn known_gid_for_int(&self, bucket: u32, v: i64) -> u32 {
+        if self.direct.0 != bucket || !(0..DIRECT_INT_MAX).contains(&v) {
+            return SKIP;
+        }
+        self.direct.1.get(v as usize).copied().unwrap_or(SKIP)
+    }
+
     /// An empty partial (no rows were read).
     pub fn empty(width: usize) -> Partial {
         Partial {
@@ -427,11 +437,6 @@ impl Partial {
         }
         // 5. Aggregations.
         let ngroups = self.groups.len();
-        // Few groups and several unfiltered aggregations: sort the rows by group once.
-        let partition = (ngroups <= LANE_GROUPS
-            && plan.aggregations.len() >= 2
-            && plan.aggregations.iter().all(|a| a.filter.is_none()))
-        .then(|| Partition::new(gids, ngroups));
         let mut evaluated: Vec<(&Expr, Float64Array)> = Vec::new();
         for (a, acc) in plan.aggregations.iter().zip(self.accs.iter_mut()) {
             acc.resize(ngroups);
@@ -458,7 +463,7 @@ impl Partial {
                 AggInput::Column(c) => c.as_str(),
                 _ => "expression",
             };
-            update_one(acc, a.func, name, arr, n, gids, mask.as_deref(), partition.as_ref())?;
+            update_one(acc, a.func, name, arr, n, gids, mask.as_deref())?;
         }
         Ok(())
     }
@@ -473,14 +478,8 @@ fn update_one(
     n: usize,
     gids: &[u32],
     mask: Option<&[bool]>,
-    partition: Option<&Partition>,
 ) -> Result<(), EngineError> {
-    // Through the partition when there is one and the input has no nulls.
-    let fold = |acc: &mut Acc, input: &Input| {
-        if mask.is_some() || !partition.is_some_and(|p| acc.update_partitioned(p, input)) {
-            acc.update(gids, mask, input);
-        }
-    };
+    let fold = |acc: &mut Acc, input: &Input| acc.update(gids, mask, input);
     let Some(arr) = arr else {
         fold(acc, &Input::Rows);
         return Ok(());

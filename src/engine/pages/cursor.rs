@@ -141,6 +141,11 @@ impl Cursor {
                     if self.have_dict {
                         return Err("a column chunk has two dictionary pages".into());
                     }
+                    // Plain values already read were given local codes the dictionary would
+                    // replace.
+                    if self.page.is_some() {
+                        return Err("a dictionary page follows data pages".into());
+                    }
                     self.decode_dictionary(&buf, num_values as usize)?;
                 }
                 Page::DataPage { buf, num_values, encoding, def_level_encoding, .. } => {

@@ -257,17 +257,28 @@ impl From<EngineError> for Failure {
     }
 }
 
+/// A filter's verdict on a local code not yet tested.
+const UNSEEN: u32 = 1;
+
+/// The one time bucket of every row of a batch not skipped, if there is one.
+fn one_bucket(gids: &[u32]) -> Option<u32> {
+    let first = *gids.iter().find(|&&g| g != SKIP)?;
+    gids.iter().all(|&g| g == first || g == SKIP).then_some(first)
+}
+
 /// Per-unit caches: what each local code means for the filters, the dimensions and (one
 /// dimension, one bucket) the groups.
 struct UnitState {
-    /// Per filter: 0 = not yet evaluated, 1 = no match, 2 = match; indexed by local code.
-    hits: Vec<Vec<u8>>,
+    /// Per filter, indexed by local code: 0 = match, `SKIP` = no match, `UNSEEN`.
+    hits: Vec<Vec<u32>>,
     /// Per dimension: its code in the partial's interner, `SKIP` = not yet interned.
     dim_maps: Vec<Vec<u32>>,
-    /// Constant bucket: the group of each combination of the dimensions' local codes
+    /// For one bucket (`combo_bucket`): the group of each combination of the dimensions' local codes
     /// (`SKIP` = not yet looked up), laid out by `combo_lens`.
     combo: Vec<u32>,
     combo_lens: Vec<usize>,
+    /// The bucket the combination table's groups are in.
+    combo_bucket: u32,
     /// Which cursor feeds each dimension and each filter.
     dim_cursor: Vec<usize>,
     filter_cursor: Vec<usize>,
@@ -281,9 +292,122 @@ impl UnitState {
             dim_maps: vec![Vec::new(); plan.group_by.len()],
             combo: Vec::new(),
             combo_lens: Vec::new(),
+            combo_bucket: SKIP,
             dim_cursor: (0..plan.group_by.len()).map(|j| find(&|s| s.dims.contains(&j))).collect(),
             filter_cursor: (0..plan.filters.len()).map(|k| find(&|s| s.filters.contains(&k))).collect(),
         }
+    }
+
+    /// Sizes the combination table for `lens`. With one dimension a local code keeps its
+    /// slot as the dictionary grows, so entries survive; with several the layout changes and
+    /// the table starts over. One integer dimension's new entries are filled with the groups
+    /// its values already have (a lookup that creates none): with many distinct values per
+    /// row group (Polars writes 122,880-row groups) most rows would otherwise take the
+    /// unpredictable first-sight branch in the row loop.
+    fn fit_combo(
+        &mut self,
+        cursors: &[Cursor],
+        lens: Vec<usize>,
+        space: usize,
+        bucket: u32,
+        lasting: bool,
+        part: &Partial,
+    ) {
+        if self.combo_bucket == bucket && self.combo_lens == lens && self.combo.len() == space {
+            return;
+        }
+        let keep = lens.len() == 1 && self.combo_bucket == bucket;
+        let from = if keep { self.combo.len().min(space) } else { 0 };
+        self.combo_bucket = bucket;
+        self.combo.truncate(from);
+        self.combo.resize(space, SKIP);
+        self.combo_lens = lens;
+        if lasting
+            && let [c] = self.dim_cursor.as_slice()
+            && let Vals::Int(v) = &cursors[*c].vals
+        {
+            for (l, e) in self.combo.iter_mut().enumerate().skip(from) {
+                if l != NULL_LOCAL as usize {
+                    *e = v.get(l).map_or(SKIP, |&x| part.known_gid_for_int(bucket, x));
+                }
+            }
+        }
+    }
+
+    /// Groups through the combination table: each combination of local codes is looked up
+    /// once per bucket (per unit when `lasting`: the unit's only bucket), then one table load
+    /// per row.
+    fn groups_by_combo(
+        &mut self,
+        cursors: &[Cursor],
+        lens: Vec<usize>,
+        space: usize,
+        (bucket, lasting): (u32, bool),
+        gids: &mut [u32],
+        part: &mut Partial,
+    ) {
+        self.fit_combo(cursors, lens, space, bucket, lasting, part);
+        let mut slots: Vec<u32> = match self.dim_cursor.first() {
+            Some(&c) => cursors[c].locals.clone(),
+            None => vec![0; gids.len()],
+        };
+        for (j, &c) in self.dim_cursor.iter().enumerate().skip(1) {
+            let width = self.combo_lens[j] as u32;
+            for (s, &l) in slots.iter_mut().zip(&cursors[c].locals) {
+                *s = *s * width + l;
+            }
+        }
+        let mut codes = Vec::with_capacity(self.dim_cursor.len());
+        for (i, (g, &s)) in gids.iter_mut().zip(&slots).enumerate() {
+            let e = &mut self.combo[s as usize];
+            // Skipped rows fall at random under a filter: the only branch taken per row is
+            // the rare first sight of a combination.
+            if *e != SKIP || *g == SKIP {
+                *g = *e | u32::from(*g == SKIP).wrapping_neg();
+                continue;
+            }
+            if lasting
+                && let [c] = self.dim_cursor.as_slice()
+                && let Vals::Int(v) = &cursors[*c].vals
+                && cursors[*c].locals[i] != NULL_LOCAL
+            {
+                // One integer dimension: every row group repeats (mostly) the same
+                // dictionary, so resolve values through the partial's lasting table.
+                *e = part.gid_for_int(bucket, v[cursors[*c].locals[i] as usize]);
+            }
+            if *e == SKIP {
+                codes.clear();
+                for (j, &c) in self.dim_cursor.iter().enumerate() {
+                    let cur = &cursors[c];
+                    codes.push(cur.vals.intern(cur.locals[i] as usize, &mut part.dims[j]));
+                }
+                *e = part.groups.id(bucket, &codes);
+            }
+            *g = *e;
+        }
+    }
+
+    /// Groups through the partial's group table: each dimension's local codes become the
+    /// partial's codes (once per local code), then (bucket, codes) → group per row.
+    fn groups_by_codes(&mut self, cursors: &[Cursor], n: usize, gids: &mut [u32], part: &mut Partial) {
+        let mut dim_codes: Vec<Vec<u32>> = Vec::with_capacity(self.dim_cursor.len());
+        for (j, &d) in self.dim_cursor.iter().enumerate() {
+            let c = &cursors[d];
+            let map = &mut self.dim_maps[j];
+            if map.len() < c.vals.len() {
+                map.resize(c.vals.len(), SKIP);
+            }
+            let mut codes = Vec::with_capacity(n);
+            for &l in &c.locals {
+                let m = &mut map[l as usize];
+                if *m == SKIP {
+                    *m = c.vals.intern(l as usize, &mut part.dims[j]);
+                }
+                codes.push(*m);
+            }
+            dim_codes.push(codes);
+        }
+        part.groups.assign(gids, &dim_codes);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -323,6 +447,11 @@ impl UnitState {
                 let r = c.read_locals(n, &mut locals);
                 c.locals = locals;
                 r?;
+                // The per-unit tables below are indexed by local code: a corrupt page must
+                // not reach past them (one pass, vectorised).
+                if c.locals.iter().fold(0, |m, &l| m.max(l)) as usize >= c.vals.len().max(1) {
+                    return Err(Failure::Data(format!("column {} has a value code out of range", s.name)));
+                }
                 if s.array {
                     arrays.push((s.name.as_str(), c.locals_array()?));
                 }
@@ -336,86 +465,33 @@ impl UnitState {
             let c = &cursors[self.filter_cursor[k]];
             let hits = &mut self.hits[k];
             if hits.len() < c.vals.len() {
-                hits.resize(c.vals.len(), 0);
+                hits.resize(c.vals.len(), UNSEEN);
             }
+            // Branch-free on the outcome (a filter's hits fall at random): or-ing `SKIP`
+            // (all ones) skips the row, or-ing 0 keeps it.
             for (g, &l) in gids.iter_mut().zip(&c.locals) {
                 let h = &mut hits[l as usize];
-                if *h == 0 {
-                    *h = 1 + u8::from(c.vals.matches(l as usize, &p.op));
+                if *h == UNSEEN {
+                    *h = if c.vals.matches(l as usize, &p.op) { 0 } else { SKIP };
                 }
-                if *h == 1 {
-                    *g = SKIP;
-                }
+                *g |= *h;
             }
         }
         // 3. Groups.
-        let ndims = plan.group_by.len();
         let lens: Vec<usize> = self.dim_cursor.iter().map(|&c| cursors[c].vals.len()).collect();
         let space = lens.iter().try_fold(1usize, |a, &l| a.checked_mul(l.max(1)));
-        match (constant, space) {
-            // One bucket and a small space of local-code combinations: each combination's
-            // group is looked up once per unit, then one table load per row.
-            (Some(bucket), Some(space)) if space <= COMBO_MAX => {
-                if self.combo_lens != lens || self.combo.len() != space {
-                    self.combo = vec![SKIP; space];
-                    self.combo_lens = lens;
-                }
-                let mut slots: Vec<u32> = match self.dim_cursor.first() {
-                    Some(&c) => cursors[c].locals.clone(),
-                    None => vec![0; n],
-                };
-                for (j, &c) in self.dim_cursor.iter().enumerate().skip(1) {
-                    let width = self.combo_lens[j] as u32;
-                    for (s, &l) in slots.iter_mut().zip(&cursors[c].locals) {
-                        *s = *s * width + l;
-                    }
-                }
-                let mut codes = Vec::with_capacity(ndims);
-                for (i, (g, &s)) in gids.iter_mut().zip(&slots).enumerate() {
-                    if *g == SKIP {
-                        continue;
-                    }
-                    let e = &mut self.combo[s as usize];
-                    if *e == SKIP
-                        && let [c] = self.dim_cursor.as_slice()
-                        && let Vals::Int(v) = &cursors[*c].vals
-                        && cursors[*c].locals[i] != NULL_LOCAL
-                    {
-                        // One integer dimension: every row group repeats (mostly) the same
-                        // dictionary, so resolve values through the partial's lasting table.
-                        *e = part.gid_for_int(bucket, v[cursors[*c].locals[i] as usize]);
-                    }
-                    if *e == SKIP {
-                        codes.clear();
-                        for (j, &c) in self.dim_cursor.iter().enumerate() {
-                            let cur = &cursors[c];
-                            codes.push(cur.vals.intern(cur.locals[i] as usize, &mut part.dims[j]));
-                        }
-                        *e = part.groups.id(bucket, &codes);
-                    }
-                    *g = *e;
-                }
+        let bucket = match (constant, space) {
+            (Some(b), Some(space)) if space <= COMBO_MAX => Some((b, true)),
+            // A batch of a sorted file usually falls in one time bucket: then the combination
+            // table serves it too, when it is small enough to start over per bucket.
+            (None, Some(space)) if space <= n => one_bucket(&gids).map(|b| (b, false)),
+            _ => None,
+        };
+        match bucket {
+            Some((b, lasting)) => {
+                self.groups_by_combo(cursors, lens, space.unwrap_or(0), (b, lasting), &mut gids, part)
             }
-            _ => {
-                let mut dim_codes: Vec<Vec<u32>> = Vec::with_capacity(plan.group_by.len());
-                for j in 0..plan.group_by.len() {
-                    let c = &cursors[self.dim_cursor[j]];
-                    let map = &mut self.dim_maps[j];
-                    if map.len() < c.vals.len() {
-                        map.resize(c.vals.len(), SKIP);
-                    }
-                    let mut codes = Vec::with_capacity(n);
-                    for &l in &c.locals {
-                        let m = &mut map[l as usize];
-                        if *m == SKIP {
-                            *m = c.vals.intern(l as usize, &mut part.dims[j]);
-                        }
-                        codes.push(*m);
-                    }
-                    dim_codes.push(codes);
-                }
-                part.groups.assign(&mut gids, &dim_codes);
-            }
+            None => self.groups_by_codes(cursors, n, &mut gids, part),
         }
         // 4. Aggregations.
         let col = |name: &str| -> Result<ArrayRef, EngineError> {
