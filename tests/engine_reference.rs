@@ -483,3 +483,33 @@ fn corrupt_pages_never_panic(variant: &str, rows: &[Row]) {
     }
     assert!(failed > 0 && answered > 0, "{variant}: {failed} failed, {answered} answered");
 }
+
+/// Tables whose rows all fall within 20 days of one month, sorted: at month grain and coarser
+/// every batch lies in one time bucket, which the page decoder groups through its per-batch
+/// combination table (filters and skipped rows or-ed in).
+#[test]
+fn engine_equals_reference_when_batches_fall_in_one_bucket() {
+    let _turn = CHUNK_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    const DAY: i64 = 86_400_000;
+    let (mut checked, mut nonempty, mut coarse) = (0, 0, 0);
+    for seed in 0..6u64 {
+        let mut rng = Rng(seed * 104_729 + 3);
+        let mut rows = random_rows(&mut rng, 1500);
+        for r in rows.iter_mut() {
+            r.ts = T0 + 60 * DAY + (r.ts - T0).rem_euclid(20 * DAY);
+        }
+        rows.sort_by_key(|r| r.ts);
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_table(&mut rng, dir.path(), &rows);
+        for p in 0..40 {
+            let mut plan = random_plan(&mut rng, &files);
+            plan.intervals = vec![Interval::new(T0 + 60 * DAY, T0 + 80 * DAY)];
+            coarse += usize::from(matches!(plan.grain, Grain::Month | Grain::Quarter | Grain::Year | Grain::All));
+            let (_, n) = check_plan(&format!("one-bucket seed {seed} plan {p}"), &mut plan, &rows);
+            checked += 1;
+            nonempty += usize::from(n > 0);
+        }
+    }
+    eprintln!("{checked} plans on one-month tables matched ({nonempty} with rows, {coarse} at month grain or coarser)");
+    assert!(nonempty * 2 > checked && coarse * 5 > checked, "{nonempty} with rows, {coarse} coarse, of {checked}");
+}
