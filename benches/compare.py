@@ -153,6 +153,12 @@ class Engine:
         self.p.wait()
 
 
+def settle():
+    """A pause before each timed query: engines keep worker threads spinning for a while after
+    a query (Polars' and chDB's pools), which would otherwise steal the next engine's cores."""
+    time.sleep(0.1)
+
+
 def measure(quivers, name, others, runs):
     """Alternates every quiver server and every other engine `runs` times after a warm-up."""
     path, cols = QUERIES[name]
@@ -169,11 +175,13 @@ def measure(quivers, name, others, runs):
         # the client's cost (the others' time is running the query into Python values).
         for q in quivers:
             q.fresh()
+            settle()
             t0 = time.perf_counter()
             body = q.fetch(path)
             times[q.label].append((time.perf_counter() - t0) * 1000)
             answers[q.label] = quiver_rows(json.loads(body)["rows"], cols)
         for e in others:
+            settle()
             out = e.run(name)
             times[e.name].append(out["ms"])
             hwm[e.name] = max(hwm.get(e.name, 0), out["hwm"])

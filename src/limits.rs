@@ -122,6 +122,8 @@ pub struct Admission {
     bytes: Ledger,
     bytes_cap: (u64, u64),
     rate: Option<Box<dyn RateCheck>>,
+    /// Requests admitted since start (the memory purge's sign of activity).
+    admitted: std::sync::atomic::AtomicU64,
 }
 
 fn cap(limit: i64) -> Option<u64> {
@@ -140,6 +142,7 @@ impl Admission {
             bytes: Ledger::default(),
             bytes_cap: (u64::MAX, u64::MAX),
             rate,
+            admitted: Default::default(),
         }
     }
 
@@ -182,6 +185,7 @@ impl Admission {
     /// The concurrency limits alone: for a query that is about to run.
     pub fn admit_running(&self, key: &str, ui: bool, uri: &str) -> Result<Permit, Error> {
         let limit = if ui { self.cfg.request_limit_ui } else { self.cfg.request_limit_per_user };
+        self.admitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.counts.take(key, 1, cap(self.cfg.request_limit_global), cap(limit)).map_err(|over| {
             let which = match over {
                 Over::Global => "Global request limit exceeded",
@@ -235,6 +239,11 @@ impl Admission {
     pub fn snapshot(&self) -> (usize, Vec<(String, usize)>) {
         let c = self.counts.lock();
         (c.global as usize, c.keys.iter().map(|(u, n)| (u.clone(), *n as usize)).collect())
+    }
+
+    /// Requests that asked for admission since start (admitted or not).
+    pub fn admitted(&self) -> u64 {
+        self.admitted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// In-flight requests: (global, of the caller `key`).
