@@ -263,7 +263,9 @@ const UNSEEN: u32 = 1;
 /// The one time bucket of every row of a batch not skipped, if there is one.
 fn one_bucket(gids: &[u32]) -> Option<u32> {
     let first = *gids.iter().find(|&&g| g != SKIP)?;
-    gids.iter().all(|&g| g == first || g == SKIP).then_some(first)
+    // No early exit: skipped rows fall at random under a filter, and a branch per row
+    // mispredicted on them (8 % of Q3); this folds branch-free and vectorises.
+    gids.iter().fold(true, |same, &g| same & ((g == first) | (g == SKIP))).then_some(first)
 }
 
 /// Per-unit caches: what each local code means for the filters, the dimensions and (one
