@@ -68,6 +68,11 @@ impl Hybrid {
             v[..nbytes].copy_from_slice(raw);
             self.pos += nbytes;
             self.rle_val = u32::from_le_bytes(v);
+            // The value's bytes can hold more than `bw` bits; bit-packed values are masked to
+            // `bw`, so callers bound indices by the width alone (`Cursor::indices`).
+            if u64::from(self.rle_val) >> self.bw != 0 {
+                return Err(format!("a run value {} is wider than its bit width {}", self.rle_val, self.bw));
+            }
             self.rle_left = (h >> 1) as usize;
         }
         Ok(())
@@ -224,6 +229,14 @@ fn unpack<const BW: usize>(buf: &[u8], groups: usize, out: &mut Vec<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_value_wider_than_its_bit_width_is_an_error() {
+        // An RLE run of 4 × 68 at bit width 4: the byte holds 68, four bits cannot.
+        let mut h = Hybrid::new(0, 4).unwrap();
+        let err = h.read(&[4 << 1, 68], 4, &mut vec![]).unwrap_err();
+        assert!(err.contains("wider than its bit width"), "{err}");
+    }
 
     #[test]
     fn hybrid_decodes_rle_and_bit_packed_runs() {
