@@ -294,16 +294,13 @@ impl Partial {
         if vals.is_empty() || lo < 0 || hi >= DIRECT_INT_MAX {
             return false;
         }
-        if self.direct.0 != bucket {
-            self.direct = (bucket, Vec::new());
-        }
         for (g, &x) in gids.iter_mut().zip(vals.iter()) {
             if *g == SKIP {
                 continue;
             }
-            *g = match self.direct.1.get(x as usize) {
-                Some(&found) if found != SKIP => found,
-                _ => self.gid_for_int(bucket, x),
+            *g = match self.known_gid_for_int(bucket, x) {
+                SKIP => self.gid_for_int(bucket, x),
+                known => known,
             };
         }
         true
@@ -312,6 +309,10 @@ impl Partial {
     /// The group of integer value `v` of the only dimension in `bucket`: through the
     /// value-indexed table (which persists across row groups) for small non-negative values.
     pub fn gid_for_int(&mut self, bucket: u32, v: i64) -> u32 {
+        let known = self.known_gid_for_int(bucket, v);
+        if known != SKIP {
+            return known;
+        }
         if !(0..DIRECT_INT_MAX).contains(&v) {
             let code = self.dims[0].code_int(v);
             return self.groups.id(bucket, &[code]);
@@ -323,10 +324,8 @@ impl Partial {
         if self.direct.1.len() <= i {
             self.direct.1.resize((i + 1).next_power_of_two(), SKIP);
         }
-        if self.direct.1[i] == SKIP {
-            let code = self.dims[0].code_int(v);
-            self.direct.1[i] = self.groups.id(bucket, &[code]);
-        }
+        let code = self.dims[0].code_int(v);
+        self.direct.1[i] = self.groups.id(bucket, &[code]);
         self.direct.1[i]
     }
 
