@@ -17,7 +17,8 @@ import os
 import sys
 import time
 
-ENGINE, PATH, THREADS, TS = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+# Set from the command line when run as a worker; benches/floor.py imports SPANS only.
+ENGINE, PATH, THREADS, TS = None, None, 0, None
 
 # The intervals of Q1..Q6 (start inclusive, end exclusive), as in the quiver URLs.
 SPANS = {
@@ -187,4 +188,5 @@ def main():
 
 
 if __name__ == "__main__":
+    ENGINE, PATH, THREADS, TS = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     main()
