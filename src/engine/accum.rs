@@ -221,6 +221,20 @@ impl Acc {
         }
     }
 
+    /// A sum of doubles over few enough groups to be folded with others in one pass
+    /// ([`sum_fused`]).
+    pub fn fusable(&self) -> bool {
+        matches!(self, Acc::SumF(s) if s.len() <= LANE_GROUPS)
+    }
+
+    /// The sums of a sum of doubles.
+    pub fn sums_mut(&mut self) -> Option<&mut Vec<f64>> {
+        match self {
+            Acc::SumF(s) => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn is_integer(&self) -> bool {
         matches!(self, Acc::Count(_) | Acc::SumI(_) | Acc::MinI(_) | Acc::MaxI(_) | Acc::Distinct(..) | Acc::Hll(_))
     }
@@ -288,6 +302,44 @@ fn sum_in_lanes<T: Copy + Default, const W: usize>(s: &mut [T], gids: &[u32], va
     }
     for (g, slot) in s.iter_mut().enumerate() {
         *slot = lanes.iter().fold(*slot, |a, lane| add(a, lane[g]));
+    }
+}
+
+/// `sums[k][gids[i]] += xs[k][i]` for every input `k` and every row not `SKIP`, in one pass:
+/// each row's lane slot is computed once for all the sums (Q1 sums five columns over the same
+/// groups). Every sum has the same few groups (at most [`LANE_GROUPS`]).
+pub fn sum_fused(sums: &mut [&mut Vec<f64>], gids: &[u32], xs: &[&[f64]]) {
+    match sums.first().map_or(0, |s| s.len()) {
+        0 => {}
+        1..16 => sum_fused_in::<16>(sums, gids, xs),
+        _ => sum_fused_in::<{ LANE_GROUPS + 1 }>(sums, gids, xs),
+    }
+}
+
+/// [`sum_fused`] with `W - 1` group slots and the sink per lane.
+fn sum_fused_in<const W: usize>(sums: &mut [&mut Vec<f64>], gids: &[u32], xs: &[&[f64]]) {
+    let mut lanes = vec![[[0f64; W]; LANES]; xs.len()];
+    let chunks = gids.len() / LANES;
+    for c in 0..chunks {
+        let at = c * LANES;
+        let slots: [usize; LANES] = std::array::from_fn(|k| (gids[at + k] as usize).min(W - 1));
+        for (lane, x) in lanes.iter_mut().zip(xs) {
+            let v = &x[at..at + LANES];
+            for k in 0..LANES {
+                lane[k][slots[k]] += v[k];
+            }
+        }
+    }
+    for (i, &g) in gids.iter().enumerate().skip(chunks * LANES) {
+        let slot = (g as usize).min(W - 1);
+        for (lane, x) in lanes.iter_mut().zip(xs) {
+            lane[0][slot] += x[i];
+        }
+    }
+    for (s, lane) in sums.iter_mut().zip(&lanes) {
+        for (g, slot) in s.iter_mut().enumerate() {
+            *slot = lane.iter().fold(*slot, |a, l| a + l[g]);
+        }
     }
 }
 
@@ -370,6 +422,14 @@ mod tests {
         m.update(&gids, Some(&[true, false, true, true]), &Input::F64(&[5.0, 1.0, 0.0, 2.0], None));
         assert_eq!(m.value(0), Value::Float(Some(2.0)));
         assert_eq!(m.value(1), Value::Float(None));
+        let mut f = [vec![0.0; 2], vec![0.0; 2]];
+        let mut refs: Vec<&mut Vec<f64>> = f.iter_mut().collect();
+        let x: Vec<f64> = (0..20).map(f64::from).collect();
+        let g: Vec<u32> = (0..20).map(|i| if i % 5 == 4 { SKIP } else { i % 2 }).collect();
+        sum_fused(&mut refs, &g, &[&x, &x]);
+        let want = |k: u32| x.iter().zip(&g).filter(|(_, gi)| **gi == k).map(|(v, _)| v).sum::<f64>();
+        assert_eq!(f[0], vec![want(0), want(1)]);
+        assert_eq!(f[1], f[0]);
         let mut b = m.empty_like();
         b.resize(1);
         b.merge_group(0, &m, 0, &[]);

@@ -3,7 +3,7 @@
 //! A [`Partial`] is one worker's state; partials merge by dimension *values*, once.
 
 use super::EngineError;
-use super::accum::{Acc, Input};
+use super::accum::{self, Acc, Input};
 use super::buckets::{Buckets, SKIP};
 use super::columns::{self, DimCodes};
 use super::hll::hash_str;
@@ -437,7 +437,10 @@ impl Partial {
         // 5. Aggregations.
         let ngroups = self.groups.len();
         let mut evaluated: Vec<(&Expr, Float64Array)> = Vec::new();
-        for (a, acc) in plan.aggregations.iter().zip(self.accs.iter_mut()) {
+        // Sums of doubles without nulls or filters, over few groups, are folded together in
+        // one pass after the loop ([`accum::sum_fused`]).
+        let mut fused: Vec<(usize, Float64Array)> = Vec::new();
+        for (i, (a, acc)) in plan.aggregations.iter().zip(self.accs.iter_mut()).enumerate() {
             acc.resize(ngroups);
             let mask = match &a.filter {
                 Some(f) => {
@@ -462,8 +465,24 @@ impl Partial {
                 AggInput::Column(c) => c.as_str(),
                 _ => "expression",
             };
+            if let (None, Some(x)) = (&mask, &arr)
+                && acc.fusable()
+                && x.null_count() == 0
+            {
+                fused.push((i, columns::as_f64(name, x)?));
+                continue;
+            }
             update_one(acc, a.func, name, arr, n, gids, mask.as_deref())?;
         }
+        let mut sums: Vec<&mut Vec<f64>> = self
+            .accs
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| fused.iter().any(|(j, _)| j == i))
+            .filter_map(|(_, a)| a.sums_mut())
+            .collect();
+        let inputs: Vec<&[f64]> = fused.iter().map(|(_, x)| x.values().as_ref()).collect();
+        accum::sum_fused(&mut sums, gids, &inputs);
         Ok(())
     }
 }

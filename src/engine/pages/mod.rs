@@ -257,9 +257,6 @@ impl From<EngineError> for Failure {
     }
 }
 
-/// A filter's verdict on a local code not yet tested.
-const UNSEEN: u32 = 1;
-
 /// The one time bucket of every row of a batch not skipped, if there is one.
 fn one_bucket(gids: &[u32]) -> Option<u32> {
     let first = *gids.iter().find(|&&g| g != SKIP)?;
@@ -271,7 +268,7 @@ fn one_bucket(gids: &[u32]) -> Option<u32> {
 /// Per-unit caches: what each local code means for the filters, the dimensions and (one
 /// dimension, one bucket) the groups.
 struct UnitState {
-    /// Per filter, indexed by local code: 0 = match, `SKIP` = no match, `UNSEEN`.
+    /// Per filter, indexed by local code: 0 = match, `SKIP` = no match.
     hits: Vec<Vec<u32>>,
     /// Per dimension: its code in the partial's interner, `SKIP` = not yet interned.
     dim_maps: Vec<Vec<u32>>,
@@ -359,34 +356,49 @@ impl UnitState {
                 *s = *s * width + l;
             }
         }
-        let mut codes = Vec::with_capacity(self.dim_cursor.len());
         for (i, (g, &s)) in gids.iter_mut().zip(&slots).enumerate() {
-            let e = &mut self.combo[s as usize];
+            let e = self.combo[s as usize];
             // Skipped rows fall at random under a filter: the only branch taken per row is
-            // the rare first sight of a combination.
-            if *e != SKIP || *g == SKIP {
-                *g = *e | u32::from(*g == SKIP).wrapping_neg();
+            // the rare first sight of a combination, kept out of line so the loop keeps its
+            // pointers in registers.
+            if e != SKIP || *g == SKIP {
+                *g = e | u32::from(*g == SKIP).wrapping_neg();
                 continue;
             }
-            if lasting
-                && let [c] = self.dim_cursor.as_slice()
-                && let Vals::Int(v) = &cursors[*c].vals
-                && cursors[*c].locals[i] != NULL_LOCAL
-            {
-                // One integer dimension: every row group repeats (mostly) the same
-                // dictionary, so resolve values through the partial's lasting table.
-                *e = part.gid_for_int(bucket, v[cursors[*c].locals[i] as usize]);
-            }
-            if *e == SKIP {
-                codes.clear();
-                for (j, &c) in self.dim_cursor.iter().enumerate() {
-                    let cur = &cursors[c];
-                    codes.push(cur.vals.intern(cur.locals[i] as usize, &mut part.dims[j]));
-                }
-                *e = part.groups.id(bucket, &codes);
-            }
-            *g = *e;
+            *g = self.first_sight(cursors, (i, s as usize), (bucket, lasting), part);
         }
+    }
+
+    /// The group of row `i`'s combination (slot `s`), seen for the first time in this
+    /// table: created when new, and remembered.
+    #[cold]
+    #[inline(never)]
+    fn first_sight(
+        &mut self,
+        cursors: &[Cursor],
+        (i, s): (usize, usize),
+        (bucket, lasting): (u32, bool),
+        part: &mut Partial,
+    ) -> u32 {
+        if lasting
+            && let [c] = self.dim_cursor.as_slice()
+            && let Vals::Int(v) = &cursors[*c].vals
+            && cursors[*c].locals[i] != NULL_LOCAL
+        {
+            // One integer dimension: every row group repeats (mostly) the same dictionary,
+            // so resolve values through the partial's lasting table.
+            self.combo[s] = part.gid_for_int(bucket, v[cursors[*c].locals[i] as usize]);
+        }
+        if self.combo[s] == SKIP {
+            let codes: Vec<u32> = self
+                .dim_cursor
+                .iter()
+                .enumerate()
+                .map(|(j, &c)| cursors[c].vals.intern(cursors[c].locals[i] as usize, &mut part.dims[j]))
+                .collect();
+            self.combo[s] = part.groups.id(bucket, &codes);
+        }
+        self.combo[s]
     }
 
     /// Groups through the partial's group table: each dimension's local codes become the
@@ -457,21 +469,18 @@ impl UnitState {
         if let Some(b) = constant {
             gids.resize(n, b);
         }
-        // 2. Row filters, evaluated once per local code.
+        // 2. Row filters, evaluated once per local code (before the rows, so the row loop
+        // is branch-free: a filter's hits fall at random). Or-ing `SKIP` (all ones) skips
+        // the row, or-ing 0 keeps it.
         for (k, p) in plan.filters.iter().enumerate() {
             let c = &cursors[self.filter_cursor[k]];
             let hits = &mut self.hits[k];
-            if hits.len() < c.vals.len() {
-                hits.resize(c.vals.len(), UNSEEN);
+            while hits.len() < c.vals.len() {
+                let l = hits.len();
+                hits.push(if c.vals.matches(l, &p.op) { 0 } else { SKIP });
             }
-            // Branch-free on the outcome (a filter's hits fall at random): or-ing `SKIP`
-            // (all ones) skips the row, or-ing 0 keeps it.
             for (g, &l) in gids.iter_mut().zip(&c.locals) {
-                let h = &mut hits[l as usize];
-                if *h == UNSEEN {
-                    *h = if c.vals.matches(l as usize, &p.op) { 0 } else { SKIP };
-                }
-                *g |= *h;
+                *g |= hits.get(l as usize).copied().unwrap_or(SKIP);
             }
         }
         // 3. Groups.
