@@ -18,12 +18,19 @@ pub struct DimCodes {
     /// Codes of small non-negative integers, indexed directly (`SKIP` = unseen).
     by_small: Vec<u32>,
     pub values: Vec<String>,
+    /// The integer each value was coded from ([`DimCodes::code_int`]), else `NOT_INT`: merging
+    /// partials then matches integers directly instead of hashing their text.
+    ints: Vec<i64>,
     /// Approximate bytes held by `values` and the maps, kept as values are added.
     bytes: usize,
 }
 
 /// Integers below this are coded through a direct-index array rather than a hash.
 const SMALL_INT: i64 = 1 << 22;
+
+/// `DimCodes::ints` of a value not coded from an integer (an integer equal to it still codes
+/// correctly: through its text).
+const NOT_INT: i64 = i64::MIN;
 
 impl DimCodes {
     #[inline]
@@ -33,8 +40,25 @@ impl DimCodes {
         }
         let c = self.values.len() as u32;
         self.values.push(s.to_string());
+        self.ints.push(NOT_INT);
         self.by_str.insert(s.to_string(), c);
-        self.bytes += 2 * s.len() + 48;
+        self.bytes += 2 * s.len() + 56;
+        c
+    }
+
+    /// The code here of value `c` of `other` (coded the same way: an integer as an integer).
+    #[inline]
+    pub fn code_from(&mut self, other: &DimCodes, c: usize) -> u32 {
+        match other.ints.get(c) {
+            Some(&v) if v != NOT_INT => self.code_int(v),
+            _ => self.code_str(&other.values[c]),
+        }
+    }
+
+    /// Codes `v` through its text, remembering the integer.
+    fn code_int_text(&mut self, v: i64) -> u32 {
+        let c = self.code_str(&v.to_string());
+        self.ints[c as usize] = v;
         c
     }
 
@@ -52,7 +76,7 @@ impl DimCodes {
             {
                 return c;
             }
-            let c = self.code_str(&v.to_string());
+            let c = self.code_int_text(v);
             if self.by_small.len() <= i {
                 self.by_small.resize((i + 1).next_power_of_two().min(SMALL_INT as usize), super::buckets::SKIP);
             }
@@ -62,7 +86,7 @@ impl DimCodes {
         if let Some(&c) = self.by_int.get(&v) {
             return c;
         }
-        let c = self.code_str(&v.to_string());
+        let c = self.code_int_text(v);
         self.by_int.insert(v, c);
         c
     }
@@ -447,4 +471,27 @@ pub fn is_integer_type(dt: &DataType) -> bool {
 /// Validity as a plain bool vector (true = value present).
 pub fn validity(arr: &dyn Array) -> Option<Vec<bool>> {
     arr.logical_nulls().map(|n| n.iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Merging partials codes an integer value as an integer, and it lands on the same code
+    /// as its text (a string column elsewhere may have coded "5" first).
+    #[test]
+    fn code_from_matches_integers_and_text() {
+        let mut a = DimCodes::default();
+        let (five, x, big) = (a.code_int(5), a.code_str("x"), a.code_int(1 << 40));
+        let mut b = DimCodes::default();
+        let text_five = b.code_str("5");
+        assert_eq!(b.code_from(&a, five as usize), text_five);
+        let bx = b.code_from(&a, x as usize);
+        assert_eq!(b.values[bx as usize], "x");
+        let bbig = b.code_from(&a, big as usize);
+        assert_eq!(b.values[bbig as usize], (1i64 << 40).to_string());
+        assert_eq!(b.code_int(1 << 40), bbig);
+        assert_eq!(b.code_int(5), text_five);
+        assert_eq!(b.len(), 3);
+    }
 }

@@ -575,14 +575,15 @@ pub fn merge(mut parts: Vec<Partial>, max_groups: usize) -> Result<Option<Partia
     let mut acc = parts.next().unwrap_or_else(|| unreachable!());
     for p in parts {
         let width = p.groups.width();
-        let dim_maps: Vec<Vec<u32>> =
-            (0..width).map(|j| p.dims[j].values.iter().map(|v| acc.dims[j].code_str(v)).collect()).collect();
+        let dim_maps: Vec<Vec<u32>> = (0..width)
+            .map(|j| (0..p.dims[j].values.len()).map(|c| acc.dims[j].code_from(&p.dims[j], c)).collect())
+            .collect();
         let distinct_maps: Vec<Vec<u32>> = p
             .accs
             .iter()
             .zip(acc.accs.iter_mut())
             .map(|(src, dst)| match (src, dst.distinct_codes()) {
-                (Acc::Distinct(sc, _), Some(dc)) => sc.values.iter().map(|v| dc.code_str(v)).collect(),
+                (Acc::Distinct(sc, _), Some(dc)) => (0..sc.values.len()).map(|c| dc.code_from(sc, c)).collect(),
                 _ => vec![],
             })
             .collect();
