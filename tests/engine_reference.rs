@@ -513,3 +513,76 @@ fn engine_equals_reference_when_batches_fall_in_one_bucket() {
     eprintln!("{checked} plans on one-month tables matched ({nonempty} with rows, {coarse} at month grain or coarser)");
     assert!(nonempty * 2 > checked && coarse * 5 > checked, "{nonempty} with rows, {coarse} coarse, of {checked}");
 }
+
+/// Random plans grouped by one dimension with many values (up to a row group's rows, often
+/// past 64 local codes) at `all` grain: the page decoder folds such a unit into its own
+/// accumulators by local code, and turns each code a row reached into its group when the
+/// unit ends (`pages::slots`). Tiny dictionaries overflow into PLAIN pages mid-chunk, so the
+/// local codes grow while a unit is read.
+#[test]
+fn engine_equals_reference_for_one_dimension_with_many_values() {
+    let _turn = CHUNK_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut checked, mut nonempty, mut coverable) = (0, 0, 0);
+    for seed in 0..6u64 {
+        let mut rng = Rng(seed * 7_919 + 11);
+        let mut rows = random_rows(&mut rng, 1500);
+        for r in rows.iter_mut() {
+            r.k = rng.below(5000) as i64;
+            if r.s2.is_some() {
+                r.s2 = Some(format!("k{}", rng.below(5000)));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_table(&mut rng, dir.path(), &rows);
+        for p in 0..40 {
+            let mut plan = random_plan(&mut rng, &files);
+            plan.grain = Grain::All;
+            // One bucket holds every row group, so each unit has exactly one.
+            plan.intervals = vec![Interval::new(T0 - 86_400_000, T0 + SPAN + 86_400_000)];
+            let column = if p % 3 == 0 { "s2" } else { "k" };
+            plan.group_by = vec![GroupBy { name: format!("g_{column}"), column: column.into() }];
+            plan.shape = Shape::default();
+            if p % 4 != 0 {
+                // Filtered aggregations take the general path: most plans drop them.
+                plan.aggregations.iter_mut().for_each(|a| a.filter = None);
+            }
+            if p % 2 == 1 {
+                // A sum of a never-null column first: it marks the slots rows reach in its
+                // own loop.
+                let func = if p % 4 == 1 { AggFunc::LongSum } else { AggFunc::DoubleSum };
+                let sum = AggregationPlan {
+                    name: "sumK".into(),
+                    func,
+                    input: AggInput::Column("k".into()),
+                    filter: None,
+                    integer: func == AggFunc::LongSum,
+                };
+                prepend_aggregation(&mut plan, sum);
+            }
+            coverable += usize::from(base_grain(&plan) == Grain::All);
+            let (_, n) = check_plan(&format!("many values seed {seed} plan {p}"), &mut plan, &rows);
+            checked += 1;
+            nonempty += usize::from(n > 0);
+        }
+    }
+    eprintln!(
+        "{checked} plans by one dimension with many values matched ({nonempty} with rows, {coverable} at all grain)"
+    );
+    assert!(
+        nonempty * 2 > checked && coverable * 2 > checked,
+        "{nonempty} with rows, {coverable} at all grain, of {checked}"
+    );
+}
+
+/// Puts `a` first among the plan's aggregations (outputs keep naming the same ones).
+fn prepend_aggregation(plan: &mut QueryPlan, a: AggregationPlan) {
+    fn shift(o: &mut OutputMetric) {
+        match &mut o.kind {
+            OutputKind::Agg(i) => *i += 1,
+            OutputKind::NestedAvg { of, .. } => shift(of),
+            OutputKind::Post(_) => {}
+        }
+    }
+    plan.aggregations.insert(0, a);
+    plan.outputs.iter_mut().for_each(shift);
+}

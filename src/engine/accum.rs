@@ -165,6 +165,24 @@ impl Acc {
         }
     }
 
+    /// [`Acc::update`], also marking in `seen` every group a row reached (`seen` holds at
+    /// least one slot per group, and a sink past them). Sums and counts over many groups mark
+    /// inside their own loop; others take a second pass.
+    pub fn update_and_mark(&mut self, gids: &[u32], mask: Option<&[bool]>, input: &Input, seen: &mut [bool]) {
+        match (&mut *self, input, mask) {
+            (Acc::SumF(s), Input::F64(x, None), None) if s.len() > LANE_GROUPS => {
+                sum_marking(s, gids, x, seen, |a, b| a + b)
+            }
+            (Acc::SumI(s), Input::I64(x, None), None) if s.len() > LANE_GROUPS => {
+                sum_marking(s, gids, x, seen, i64::wrapping_add)
+            }
+            _ => {
+                self.update(gids, mask, input);
+                mark_seen(seen, gids);
+            }
+        }
+    }
+
     /// Merges group `from` of `other` into group `to` of `self` (same kind).
     /// `distinct_map` translates `other`'s distinct codes into `self`'s.
     pub fn merge_group(&mut self, to: usize, other: &Acc, from: usize, distinct_map: &[u32]) {
@@ -184,6 +202,29 @@ impl Acc {
             }
             (Acc::Hll(a), Acc::Hll(b)) => a[to].merge(&b[from]),
             _ => debug_assert!(false, "merging different accumulator kinds"),
+        }
+    }
+
+    /// Merges group `from` of `other` into group `to` of `self` for every `(from, to)` pair:
+    /// [`Acc::merge_group`] with the kinds matched once for the whole list.
+    pub fn merge_groups(&mut self, other: &Acc, pairs: &[(usize, u32)]) {
+        fn each<T: Copy>(a: &mut [T], b: &[T], pairs: &[(usize, u32)], f: impl Fn(T, T) -> T) {
+            for &(from, to) in pairs {
+                a[to as usize] = f(a[to as usize], b[from]);
+            }
+        }
+        match (self, other) {
+            (Acc::Count(a), Acc::Count(b)) | (Acc::SumI(a), Acc::SumI(b)) => each(a, b, pairs, i64::wrapping_add),
+            (Acc::SumF(a), Acc::SumF(b)) => each(a, b, pairs, |x, y| x + y),
+            (Acc::MinI(a), Acc::MinI(b)) => each(a, b, pairs, |x, y| opt2(x, y, i64::min)),
+            (Acc::MaxI(a), Acc::MaxI(b)) => each(a, b, pairs, |x, y| opt2(x, y, i64::max)),
+            (Acc::MinF(a), Acc::MinF(b)) => each(a, b, pairs, |x, y| opt2(x, y, f64::min)),
+            (Acc::MaxF(a), Acc::MaxF(b)) => each(a, b, pairs, |x, y| opt2(x, y, f64::max)),
+            (a, b) => {
+                for &(from, to) in pairs {
+                    a.merge_group(to as usize, b, from, &[]);
+                }
+            }
         }
     }
 
@@ -340,6 +381,27 @@ fn sum_fused_in<const W: usize>(sums: &mut [&mut Vec<f64>], gids: &[u32], xs: &[
         for (g, slot) in s.iter_mut().enumerate() {
             *slot = lane.iter().fold(*slot, |a, l| a + l[g]);
         }
+    }
+}
+
+/// `s[g] += v` and `seen[g] = true` for every row's group `g` not `SKIP`, in one loop: the
+/// mark costs a store where a pass of its own would reload every group id.
+#[inline]
+fn sum_marking<T: Copy>(s: &mut [T], gids: &[u32], values: &[T], seen: &mut [bool], add: impl Fn(T, T) -> T) {
+    for (&g, &v) in gids.iter().zip(values) {
+        if g != SKIP {
+            s[g as usize] = add(s[g as usize], v);
+            seen[g as usize] = true;
+        }
+    }
+}
+
+/// Marks in `seen` the group of every row not `SKIP`; skipped rows go to the sink, the last
+/// slot (branch-free: skipped rows fall at random under a filter).
+pub fn mark_seen(seen: &mut [bool], gids: &[u32]) {
+    let Some(sink) = seen.len().checked_sub(1) else { return };
+    for &g in gids {
+        seen[std::hint::select_unpredictable(g == SKIP, sink, (g as usize).min(sink))] = true;
     }
 }
 

@@ -3,14 +3,12 @@
 //! A [`Partial`] is one worker's state; partials merge by dimension *values*, once.
 
 use super::EngineError;
-use super::accum::{self, Acc, Input};
+use super::accum::Acc;
 use super::buckets::{Buckets, SKIP};
 use super::columns::{self, DimCodes};
-use super::hll::hash_str;
-use super::plan::{AggFunc, AggInput, QueryPlan};
-use crate::expr::Expr;
-use arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, Float64Array, RecordBatch};
-use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use super::plan::QueryPlan;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type};
 use rustc_hash::FxHashMap;
 
 /// Maps (bucket, codes…) to dense group ids: through a direct-index table while the key
@@ -434,136 +432,37 @@ impl Partial {
                 return Err(EngineError::TooManyBytes(ctx.max_bytes));
             }
         }
-        // 5. Aggregations.
-        let ngroups = self.groups.len();
-        let mut evaluated: Vec<(&Expr, Float64Array)> = Vec::new();
-        // Sums of doubles without nulls or filters, over few groups, are folded together in
-        // one pass after the loop ([`accum::sum_fused`]).
-        let mut fused: Vec<(usize, Float64Array)> = Vec::new();
-        for (i, (a, acc)) in plan.aggregations.iter().zip(self.accs.iter_mut()).enumerate() {
-            acc.resize(ngroups);
-            let mask = match &a.filter {
-                Some(f) => {
-                    let mut m = vec![true; n];
-                    columns::apply_predicate(&f.column, &f.op, &col(&f.column)?, &mut m)?;
-                    Some(m)
-                }
-                None => None,
-            };
-            // Expressions see the results of earlier ones: `price * (1 - discount)` computed
-            // for one metric is reused inside `price * (1 - discount) * (1 + tax)`.
-            let arr: Option<ArrayRef> = match &a.input {
-                AggInput::Rows => None,
-                AggInput::Column(c) => Some(col(c)?),
-                AggInput::Expr(e) => {
-                    let v = columns::eval_expr_reusing(e, col, n, &evaluated)?;
-                    evaluated.push((e, v.clone()));
-                    Some(std::sync::Arc::new(v))
-                }
-            };
-            let name = match &a.input {
-                AggInput::Column(c) => c.as_str(),
-                _ => "expression",
-            };
-            if let (None, Some(x)) = (&mask, &arr)
-                && acc.fusable()
-                && x.null_count() == 0
-            {
-                fused.push((i, columns::as_f64(name, x)?));
-                continue;
-            }
-            update_one(acc, a.func, name, arr, n, gids, mask.as_deref())?;
+        super::fold::fold_batch(&mut self.accs, self.groups.len(), gids, col, n, plan, None)
+    }
+
+    /// Checks the group cap, and the memory cap every 32 calls or sooner when the groups
+    /// grew by an eighth.
+    pub fn check_caps(&mut self, ctx: &BatchContext) -> Result<(), EngineError> {
+        if self.groups.len() > ctx.max_groups {
+            return Err(EngineError::TooManyGroups(ctx.max_groups));
         }
-        let mut sums: Vec<&mut Vec<f64>> = self
-            .accs
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| fused.iter().any(|(j, _)| j == i))
-            .filter_map(|(_, a)| a.sums_mut())
-            .collect();
-        let inputs: Vec<&[f64]> = fused.iter().map(|(_, x)| x.values().as_ref()).collect();
-        accum::sum_fused(&mut sums, gids, &inputs);
+        self.batches += 1;
+        if self.batches.is_multiple_of(32) || self.groups.len() > self.checked_groups + self.checked_groups / 8 + 1024 {
+            self.checked_groups = self.groups.len();
+            let bytes = self.approx_bytes();
+            if bytes > ctx.max_bytes {
+                return Err(EngineError::TooManyBytes(ctx.max_bytes));
+            }
+        }
         Ok(())
     }
-}
 
-#[allow(clippy::too_many_arguments)]
-fn update_one(
-    acc: &mut Acc,
-    func: AggFunc,
-    name: &str,
-    arr: Option<ArrayRef>,
-    n: usize,
-    gids: &[u32],
-    mask: Option<&[bool]>,
-) -> Result<(), EngineError> {
-    let fold = |acc: &mut Acc, input: &Input| acc.update(gids, mask, input);
-    let Some(arr) = arr else {
-        fold(acc, &Input::Rows);
-        return Ok(());
-    };
-    let valid = columns::validity(arr.as_ref());
-    match func {
-        AggFunc::Count => fold(acc, &Input::Valid(valid.as_deref())),
-        AggFunc::LongSum => {
-            let v = columns::as_i64(name, &arr)?;
-            fold(acc, &Input::I64(v.values(), valid.as_deref()));
-        }
-        AggFunc::DoubleSum => {
-            let v = columns::as_f64(name, &arr)?;
-            fold(acc, &Input::F64(v.values(), valid.as_deref()));
-        }
-        AggFunc::Min | AggFunc::Max => {
-            if matches!(acc, Acc::MinI(_) | Acc::MaxI(_)) {
-                let v = columns::as_i64(name, &arr)?;
-                acc.update(gids, mask, &Input::I64(v.values(), valid.as_deref()));
-            } else {
-                let v = columns::as_f64(name, &arr)?;
-                acc.update(gids, mask, &Input::F64(v.values(), valid.as_deref()));
+    /// Adds slot `from` of `local` (accumulators of the same kinds, without distinct values)
+    /// to group `to`, for every `(from, to)` pair.
+    pub fn absorb(&mut self, local: &[Acc], pairs: &[(usize, u32)]) {
+        let n = self.groups.len();
+        for (a, l) in self.accs.iter_mut().zip(local) {
+            if a.len() < n {
+                a.resize(n);
             }
-        }
-        AggFunc::CountDistinct => {
-            let Some(codes) = acc.distinct_codes() else { return Ok(()) };
-            let mut out = Vec::with_capacity(n);
-            columns::dimension_codes(name, &arr, codes, &mut out)?;
-            if let Some(v) = &valid {
-                for (c, ok) in out.iter_mut().zip(v) {
-                    if !ok {
-                        *c = SKIP;
-                    }
-                }
-            }
-            acc.update(gids, mask, &Input::Codes(&out));
-        }
-        AggFunc::ApproxCountDistinct => {
-            let hashes = value_hashes(name, &arr)?;
-            acc.update(gids, mask, &Input::Hashes(&hashes, valid.as_deref()));
+            a.merge_groups(l, pairs);
         }
     }
-    Ok(())
-}
-
-/// Stable hashes of values (dictionary strings hashed once per entry).
-fn value_hashes(name: &str, arr: &ArrayRef) -> Result<Vec<u64>, EngineError> {
-    let n = arr.len();
-    Ok(match arr.data_type() {
-        DataType::Dictionary(_, v) if **v == DataType::Utf8 => {
-            let d: &DictionaryArray<Int32Type> = arr.as_dictionary();
-            let vals = d.values().as_string::<i32>();
-            let h: Vec<u64> = (0..vals.len()).map(|i| hash_str(vals.value(i))).collect();
-            d.keys().values().iter().map(|&k| h.get(k as usize).copied().unwrap_or(0)).collect()
-        }
-        dt if dt.is_integer() => {
-            let v = arrow::compute::cast(arr, &DataType::Int64).map_err(EngineError::arrow)?;
-            v.as_primitive::<Int64Type>().values().iter().map(|&x| hash_str(&x.to_string())).collect()
-        }
-        _ => {
-            let s = arrow::compute::cast(arr, &DataType::Utf8)
-                .map_err(|_| EngineError::Unsupported(format!("column '{name}' cannot be counted distinctly")))?;
-            let s = s.as_string::<i32>();
-            (0..n).map(|i| if s.is_null(i) { 0 } else { hash_str(s.value(i)) }).collect()
-        }
-    })
 }
 
 /// Merges worker partials into one, matching dimension codes by value.

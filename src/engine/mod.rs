@@ -11,6 +11,7 @@ pub mod accum;
 pub mod buckets;
 pub mod columns;
 pub mod finalize;
+pub mod fold;
 pub mod group;
 pub mod hll;
 pub mod pages;

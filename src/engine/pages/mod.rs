@@ -20,6 +20,7 @@ pub mod chunks;
 mod compact;
 mod cursor;
 mod hybrid;
+mod slots;
 
 use super::EngineError;
 use super::buckets::SKIP;
@@ -36,6 +37,7 @@ use std::fs::File;
 use std::sync::Arc;
 
 use cursor::{Cursor, NULL_LOCAL, Vals};
+use slots::SlotAccs;
 
 /// Rows per batch: small enough that a batch's buffers stay in the CPU caches.
 const BATCH: usize = 4096;
@@ -233,6 +235,7 @@ pub fn read_unit(
             done += n;
         }
     }
+    state.flush(&cursors, part, ctx)?;
     for c in cursors.iter_mut() {
         c.pages.finish();
     }
@@ -278,6 +281,8 @@ struct UnitState {
     combo_lens: Vec<usize>,
     /// The bucket the combination table's groups are in.
     combo_bucket: u32,
+    /// The unit's own accumulators (one dimension, one bucket, many values: [`SlotAccs`]).
+    slots: Option<SlotAccs>,
     /// Which cursor feeds each dimension and each filter.
     dim_cursor: Vec<usize>,
     filter_cursor: Vec<usize>,
@@ -292,6 +297,7 @@ impl UnitState {
             combo: Vec::new(),
             combo_lens: Vec::new(),
             combo_bucket: SKIP,
+            slots: None,
             dim_cursor: (0..plan.group_by.len()).map(|j| find(&|s| s.dims.contains(&j))).collect(),
             filter_cursor: (0..plan.filters.len()).map(|k| find(&|s| s.filters.contains(&k))).collect(),
         }
@@ -365,40 +371,71 @@ impl UnitState {
                 *g = e | u32::from(*g == SKIP).wrapping_neg();
                 continue;
             }
-            *g = self.first_sight(cursors, (i, s as usize), (bucket, lasting), part);
+            let locals: Vec<u32> = self.dim_cursor.iter().map(|&c| cursors[c].locals[i]).collect();
+            *g = self.first_sight(cursors, (&locals, s as usize), (bucket, lasting), part);
         }
     }
 
-    /// The group of row `i`'s combination (slot `s`), seen for the first time in this
-    /// table: created when new, and remembered.
+    /// The group of combination `s` (the dimensions' local codes `locals`), seen for the
+    /// first time in this table: created when new, and remembered.
     #[cold]
     #[inline(never)]
     fn first_sight(
         &mut self,
         cursors: &[Cursor],
-        (i, s): (usize, usize),
+        (locals, s): (&[u32], usize),
         (bucket, lasting): (u32, bool),
         part: &mut Partial,
     ) -> u32 {
         if lasting
-            && let [c] = self.dim_cursor.as_slice()
+            && let ([c], [l]) = (self.dim_cursor.as_slice(), locals)
             && let Vals::Int(v) = &cursors[*c].vals
-            && cursors[*c].locals[i] != NULL_LOCAL
+            && *l != NULL_LOCAL
         {
             // One integer dimension: every row group repeats (mostly) the same dictionary,
             // so resolve values through the partial's lasting table.
-            self.combo[s] = part.gid_for_int(bucket, v[cursors[*c].locals[i] as usize]);
+            self.combo[s] = part.gid_for_int(bucket, v[*l as usize]);
         }
         if self.combo[s] == SKIP {
             let codes: Vec<u32> = self
                 .dim_cursor
                 .iter()
+                .zip(locals)
                 .enumerate()
-                .map(|(j, &c)| cursors[c].vals.intern(cursors[c].locals[i] as usize, &mut part.dims[j]))
+                .map(|(j, (&c, &l))| cursors[c].vals.intern(l as usize, &mut part.dims[j]))
                 .collect();
             self.combo[s] = part.groups.id(bucket, &codes);
         }
         self.combo[s]
+    }
+
+    /// Folds a batch of the unit's only bucket into the unit's own accumulators, indexed by
+    /// the one dimension's local code: no group lookup per row.
+    fn fold_by_local(
+        &mut self,
+        cursors: &[Cursor],
+        gids: &[u32],
+        col: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
+        plan: &QueryPlan,
+    ) -> Result<(), EngineError> {
+        let (Some(local), [c]) = (self.slots.as_mut(), self.dim_cursor.as_slice()) else { return Ok(()) };
+        local.fold(&cursors[*c].locals, gids, self.combo.len(), col, plan)
+    }
+
+    /// Turns every local code the unit's own accumulators saw into its group and adds them
+    /// there. Called when the unit ends.
+    fn flush(&mut self, cursors: &[Cursor], part: &mut Partial, ctx: &BatchContext) -> Result<(), EngineError> {
+        let Some(local) = self.slots.take() else { return Ok(()) };
+        let pairs: Vec<(usize, u32)> = local
+            .seen_slots(self.combo.len())
+            .into_iter()
+            .map(|s| match self.combo[s] {
+                SKIP => (s, self.first_sight(cursors, (&[s as u32], s), (self.combo_bucket, true), part)),
+                g => (s, g),
+            })
+            .collect();
+        part.absorb(&local.accs, &pairs);
+        part.check_caps(ctx)
     }
 
     /// Groups through the partial's group table: each dimension's local codes become the
@@ -493,13 +530,6 @@ impl UnitState {
             (None, Some(space)) if space <= n => one_bucket(&gids).map(|b| (b, false)),
             _ => None,
         };
-        match bucket {
-            Some((b, lasting)) => {
-                self.groups_by_combo(cursors, lens, space.unwrap_or(0), (b, lasting), &mut gids, part)
-            }
-            None => self.groups_by_codes(cursors, n, &mut gids, part),
-        }
-        // 4. Aggregations.
         let col = |name: &str| -> Result<ArrayRef, EngineError> {
             arrays
                 .iter()
@@ -507,6 +537,19 @@ impl UnitState {
                 .map(|(_, a)| a.clone())
                 .ok_or_else(|| EngineError::MissingColumn(name.to_string()))
         };
+        match bucket {
+            Some((b, true)) if lens.len() == 1 && SlotAccs::fits(plan, space.unwrap_or(0)) => {
+                // 4. Aggregations, into the unit's own accumulators.
+                self.fit_combo(cursors, lens, space.unwrap_or(0), b, true, part);
+                self.slots.get_or_insert_with(|| SlotAccs::new(ctx));
+                return Ok(self.fold_by_local(cursors, &gids, &col, plan)?);
+            }
+            Some((b, lasting)) => {
+                self.groups_by_combo(cursors, lens, space.unwrap_or(0), (b, lasting), &mut gids, part)
+            }
+            None => self.groups_by_codes(cursors, n, &mut gids, part),
+        }
+        // 4. Aggregations.
         part.aggregate(&gids, &col, n, ctx)?;
         Ok(())
     }
