@@ -419,20 +419,8 @@ impl Partial {
         n: usize,
         ctx: &BatchContext,
     ) -> Result<(), EngineError> {
-        let plan = ctx.plan;
-        if self.groups.len() > ctx.max_groups {
-            return Err(EngineError::TooManyGroups(ctx.max_groups));
-        }
-        // Memory: checked every 32 batches, or sooner when the groups grew by an eighth.
-        self.batches += 1;
-        if self.batches.is_multiple_of(32) || self.groups.len() > self.checked_groups + self.checked_groups / 8 + 1024 {
-            self.checked_groups = self.groups.len();
-            let bytes = self.approx_bytes();
-            if bytes > ctx.max_bytes {
-                return Err(EngineError::TooManyBytes(ctx.max_bytes));
-            }
-        }
-        super::fold::fold_batch(&mut self.accs, self.groups.len(), gids, col, n, plan, None)
+        self.check_caps(ctx)?;
+        super::fold::fold_batch(&mut self.accs, self.groups.len(), gids, col, n, ctx.plan, None)
     }
 
     /// Checks the group cap, and the memory cap every 32 calls or sooner when the groups
