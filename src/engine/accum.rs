@@ -166,8 +166,8 @@ impl Acc {
     }
 
     /// [`Acc::update`], also marking in `seen` every group a row reached (`seen` holds at
-    /// least one slot per group, and a sink past them). Sums and counts over many groups mark
-    /// inside their own loop; others take a second pass.
+    /// least one slot per group, and a sink past them). Sums without nulls over many groups
+    /// mark inside their own loop; everything else takes a second pass.
     pub fn update_and_mark(&mut self, gids: &[u32], mask: Option<&[bool]>, input: &Input, seen: &mut [bool]) {
         match (&mut *self, input, mask) {
             (Acc::SumF(s), Input::F64(x, None), None) if s.len() > LANE_GROUPS => {
@@ -186,28 +186,13 @@ impl Acc {
     /// Merges group `from` of `other` into group `to` of `self` (same kind).
     /// `distinct_map` translates `other`'s distinct codes into `self`'s.
     pub fn merge_group(&mut self, to: usize, other: &Acc, from: usize, distinct_map: &[u32]) {
-        match (self, other) {
-            (Acc::Count(a), Acc::Count(b)) | (Acc::SumI(a), Acc::SumI(b)) => a[to] = a[to].wrapping_add(b[from]),
-            (Acc::SumF(a), Acc::SumF(b)) => a[to] += b[from],
-            (Acc::MinI(a), Acc::MinI(b)) => a[to] = opt2(a[to], b[from], i64::min),
-            (Acc::MaxI(a), Acc::MaxI(b)) => a[to] = opt2(a[to], b[from], i64::max),
-            (Acc::MinF(a), Acc::MinF(b)) => a[to] = opt2(a[to], b[from], f64::min),
-            (Acc::MaxF(a), Acc::MaxF(b)) => a[to] = opt2(a[to], b[from], f64::max),
-            (Acc::Distinct(_, a), Acc::Distinct(_, b)) => {
-                let src = &b[from];
-                let dst = &mut a[to];
-                for c in src {
-                    dst.insert(distinct_map.get(*c as usize).copied().unwrap_or(*c));
-                }
-            }
-            (Acc::Hll(a), Acc::Hll(b)) => a[to].merge(&b[from]),
-            _ => debug_assert!(false, "merging different accumulator kinds"),
-        }
+        self.merge_groups(other, &[(from, to as u32)], distinct_map);
     }
 
-    /// Merges group `from` of `other` into group `to` of `self` for every `(from, to)` pair:
-    /// [`Acc::merge_group`] with the kinds matched once for the whole list.
-    pub fn merge_groups(&mut self, other: &Acc, pairs: &[(usize, u32)]) {
+    /// Merges group `from` of `other` into group `to` of `self` (same kind) for every
+    /// `(from, to)` pair, the kinds matched once for the whole list. `distinct_map` translates
+    /// `other`'s distinct codes into `self`'s.
+    pub fn merge_groups(&mut self, other: &Acc, pairs: &[(usize, u32)], distinct_map: &[u32]) {
         fn each<T: Copy>(a: &mut [T], b: &[T], pairs: &[(usize, u32)], f: impl Fn(T, T) -> T) {
             for &(from, to) in pairs {
                 a[to as usize] = f(a[to as usize], b[from]);
@@ -220,11 +205,16 @@ impl Acc {
             (Acc::MaxI(a), Acc::MaxI(b)) => each(a, b, pairs, |x, y| opt2(x, y, i64::max)),
             (Acc::MinF(a), Acc::MinF(b)) => each(a, b, pairs, |x, y| opt2(x, y, f64::min)),
             (Acc::MaxF(a), Acc::MaxF(b)) => each(a, b, pairs, |x, y| opt2(x, y, f64::max)),
-            (a, b) => {
+            (Acc::Distinct(_, a), Acc::Distinct(_, b)) => {
                 for &(from, to) in pairs {
-                    a.merge_group(to as usize, b, from, &[]);
+                    let dst = &mut a[to as usize];
+                    for c in &b[from] {
+                        dst.insert(distinct_map.get(*c as usize).copied().unwrap_or(*c));
+                    }
                 }
             }
+            (Acc::Hll(a), Acc::Hll(b)) => pairs.iter().for_each(|&(from, to)| a[to as usize].merge(&b[from])),
+            _ => debug_assert!(false, "merging different accumulator kinds"),
         }
     }
 

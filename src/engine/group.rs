@@ -448,7 +448,7 @@ impl Partial {
             if a.len() < n {
                 a.resize(n);
             }
-            a.merge_groups(l, pairs);
+            a.merge_groups(l, pairs, &[]);
         }
     }
 }

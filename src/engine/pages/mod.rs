@@ -416,10 +416,11 @@ impl UnitState {
         cursors: &[Cursor],
         gids: &[u32],
         col: &dyn Fn(&str) -> Result<ArrayRef, EngineError>,
-        plan: &QueryPlan,
+        ctx: &BatchContext,
     ) -> Result<(), EngineError> {
-        let (Some(local), [c]) = (self.slots.as_mut(), self.dim_cursor.as_slice()) else { return Ok(()) };
-        local.fold(&cursors[*c].locals, gids, self.combo.len(), col, plan)
+        let locals = &cursors[self.dim_cursor[0]].locals;
+        let space = self.combo.len();
+        self.slots.get_or_insert_with(|| SlotAccs::new(ctx)).fold(locals, gids, space, col, ctx.plan)
     }
 
     /// Turns every local code the unit's own accumulators saw into its group and adds them
@@ -541,8 +542,7 @@ impl UnitState {
             Some((b, true)) if lens.len() == 1 && SlotAccs::fits(plan, space.unwrap_or(0)) => {
                 // 4. Aggregations, into the unit's own accumulators.
                 self.fit_combo(cursors, lens, space.unwrap_or(0), b, true, part);
-                self.slots.get_or_insert_with(|| SlotAccs::new(ctx));
-                return Ok(self.fold_by_local(cursors, &gids, &col, plan)?);
+                return Ok(self.fold_by_local(cursors, &gids, &col, ctx)?);
             }
             Some((b, lasting)) => {
                 self.groups_by_combo(cursors, lens, space.unwrap_or(0), (b, lasting), &mut gids, part)
