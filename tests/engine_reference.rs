@@ -194,18 +194,28 @@ fn reference(plan: &QueryPlan, rows: &[Row]) -> Vec<(i64, Vec<String>, Vec<V>)> 
 /// one that switches the cache on or off, or counts its entries, sees only its own scans.
 static CHUNK_CACHE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs `plan` through the page decoder (where row groups qualify), through it again with the
-/// chunk cache (filled by one run, served to the next), and through the Arrow reader alone;
-/// all must match the reference. Returns whether the page decoder read part of it.
+/// Column chunks read ahead by spare workers in the "read ahead" runs of [`check_plan`].
+static READ_AHEAD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Runs `plan` through the page decoder (where row groups qualify), through it again with
+/// spare workers reading chunks ahead for it (four workers, whatever the chunks' size),
+/// through it with the chunk cache (filled by one run, served to the next), and through the
+/// Arrow reader alone; all must match the reference. Returns whether the page decoder read
+/// part of it.
 fn check_plan(what: &str, plan: &mut QueryPlan, rows: &[Row]) -> (bool, usize) {
     let want = reference(plan, rows);
     let mut direct = false;
-    for mode in ["decoder", "cache fill", "cache hit", "arrow"] {
+    let limits = plan.limits;
+    for mode in ["decoder", "read ahead", "cache fill", "cache hit", "arrow"] {
         let decoder = mode != "arrow";
         plan.limits.page_decoder = decoder;
         match mode {
             "decoder" => chunks::set_capacity(0),
-            "cache fill" => chunks::set_capacity(64 << 20),
+            "read ahead" => plan.limits = Limits { threads: 4, min_bytes_per_worker: 1, ..limits },
+            "cache fill" => {
+                plan.limits = limits;
+                chunks::set_capacity(64 << 20)
+            }
             _ => {}
         }
         let got = engine::execute(plan, &CancelToken::default())
@@ -215,6 +225,7 @@ fn check_plan(what: &str, plan: &mut QueryPlan, rows: &[Row]) -> (bool, usize) {
         } else {
             assert_eq!(got.stats.direct_units, 0);
         }
+        READ_AHEAD.fetch_add(got.stats.chunks_read_ahead, std::sync::atomic::Ordering::Relaxed);
         let got_rows = engine_rows(&got.batch, plan.group_by.len());
         let ok = got_rows.len() == want.len()
             && got_rows.iter().zip(&want).all(|(g, w)| {
@@ -238,6 +249,7 @@ fn engine_equals_reference_on_random_tables_and_plans() {
     let (mut checked, mut nonempty, mut rows_compared, mut direct) = (0, 0, 0, 0);
     let (mut big_tables, mut paged_tables) = (0, 0);
     let hits_before = chunks::stats().hits;
+    let ahead_before = READ_AHEAD.load(std::sync::atomic::Ordering::Relaxed);
     for seed in 0..tables {
         let mut rng = Rng(seed * 7919 + 17);
         let dir = tempfile::tempdir().unwrap();
@@ -264,6 +276,9 @@ fn engine_equals_reference_on_random_tables_and_plans() {
     assert!(direct * 5 > checked, "only {direct} of {checked} plans exercised the page decoder");
     let hits = chunks::stats().hits - hits_before;
     assert!(hits * 10 > checked as u64, "only {hits} chunk cache hits in {checked} plans");
+    let ahead = READ_AHEAD.load(std::sync::atomic::Ordering::Relaxed) - ahead_before;
+    eprintln!("{ahead} column chunks read ahead by spare workers");
+    assert!(ahead * 10 > checked as u64, "only {ahead} chunks read ahead in {checked} plans");
     // Dictionary-less tables have columns of few numbers (i1, k): some enter re-encoded.
     assert!(chunks::stats().compacted > 0, "no chunk was re-encoded with a dictionary");
     // Row groups with several pages, so the page index prunes inside row groups.

@@ -75,6 +75,8 @@ pub struct ScanStats {
     pub groups: usize,
     /// Row groups (or slices of them) read by the page decoder.
     pub direct_units: u64,
+    /// Column chunks spare workers read ahead for the page decoder.
+    pub chunks_read_ahead: u64,
     pub elapsed_ms: f64,
     /// Set when the aggregation ran on the distributed engine.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -146,12 +148,16 @@ pub fn execute(plan: &QueryPlan, cancel: &CancelToken) -> Result<QueryResult, En
     };
     // One worker per `min_rows_per_worker` rows to read: waking another core can cost
     // milliseconds (measured up to 5 ms on a 2-vCPU VM), more than a small scan takes alone.
+    // A few rows may still need large chunks decompressed: spare workers read those ahead
+    // (only the row count decides how row groups are split between workers).
     let to_read = scan::rows_to_read(plan, &units);
     let threads = cores.min(to_read.div_ceil(plan.limits.min_rows_per_worker.max(1))).max(1);
+    let to_inflate = scan::bytes_to_decompress(plan, &units);
+    let with_helpers = threads.max(cores.min(to_inflate.div_ceil(plan.limits.min_bytes_per_worker.max(1))));
     let counters = scan::Counters::default();
     let units =
         if buckets.is_empty() { vec![] } else { scan::split_units(plan, units, threads, plan.limits.min_split_rows) };
-    let parts = scan::run(plan, &units, &buckets, integer_inputs(plan), threads, cancel, &counters)?;
+    let parts = scan::run(plan, &units, &buckets, integer_inputs(plan), with_helpers, cancel, &counters)?;
     let merged = group::merge(parts, plan.limits.max_groups)?;
     let groups = merged.as_ref().map(|m| m.groups.len()).unwrap_or(0);
     let batch = finalize::finalize(plan, merged, &buckets)?;
@@ -165,6 +171,7 @@ pub fn execute(plan: &QueryPlan, cancel: &CancelToken) -> Result<QueryResult, En
         bytes_scanned: counters.bytes.load(Ordering::Relaxed),
         groups,
         direct_units: counters.direct_units.load(Ordering::Relaxed),
+        chunks_read_ahead: counters.chunks_read_ahead.load(Ordering::Relaxed),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         remote: None,
     };

@@ -288,6 +288,9 @@ pub struct Limits {
     pub min_split_rows: usize,
     /// Rows to read per scan worker: smaller scans use fewer workers (one below this).
     pub min_rows_per_worker: usize,
+    /// Decompressed bytes of column chunks per scan worker: a scan of few rows that must
+    /// still decompress large chunks gets spare workers to read them ahead (`engine::pages`).
+    pub min_bytes_per_worker: usize,
     /// Read qualifying row groups with the engine's own page decoder (`engine::pages`)
     /// instead of the Arrow reader.
     pub page_decoder: bool,
@@ -306,6 +309,7 @@ impl Default for Limits {
             threads: 0,
             min_split_rows: 1 << 16,
             min_rows_per_worker: 1 << 17,
+            min_bytes_per_worker: 4 << 20,
             page_decoder: true,
             chunk_cache: true,
         }

@@ -77,6 +77,21 @@ pub fn rows_to_read(plan: &QueryPlan, units: &[Unit]) -> usize {
         .sum()
 }
 
+/// Decompressed bytes of the column chunks the units read.
+pub fn bytes_to_decompress(plan: &QueryPlan, units: &[Unit]) -> usize {
+    let cols = needed_columns(plan);
+    units
+        .iter()
+        .map(|u| {
+            let md = plan.files[u.file].metadata.metadata();
+            let leaves = md.file_metadata().schema_descr().columns();
+            let chunks = md.row_group(u.row_group).columns();
+            let wanted = |i: &usize| leaves[*i].path().parts().first().is_some_and(|p| cols.contains(p));
+            (0..chunks.len()).filter(wanted).map(|i| chunks[i].uncompressed_size().max(0) as usize).sum::<usize>()
+        })
+        .sum()
+}
+
 /// The row groups that survive pruning, and how many were pruned.
 pub fn plan_units(plan: &QueryPlan) -> (Vec<Unit>, usize) {
     let mut units = Vec::new();
@@ -204,6 +219,8 @@ pub struct Counters {
     pub row_groups: AtomicU64,
     /// Units read by the page decoder ([`pages`]) rather than the Arrow reader.
     pub direct_units: AtomicU64,
+    /// Column chunks spare workers read ahead for the page decoder.
+    pub chunks_read_ahead: AtomicU64,
 }
 
 /// Reads and aggregates the units on up to `threads` workers.
@@ -225,6 +242,8 @@ pub fn run(
         max_bytes: plan.limits.max_bytes,
     };
     let next = AtomicUsize::new(0);
+    // Fewer units than threads: the spare threads read ahead for the units ([`pages`]).
+    let helpers = threads.saturating_sub(units.len()) / units.len().max(1);
     let failure: Mutex<Option<EngineError>> = Mutex::new(None);
     let stop = CancelToken::default();
     let worker = || -> Option<Partial> {
@@ -235,7 +254,7 @@ pub fn run(
             }
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(u) = units.get(i) else { return Some(part) };
-            if let Err(e) = read_unit(plan, *u, &cols, &mut part, &ctx, cancel, counters) {
+            if let Err(e) = read_unit(plan, *u, &cols, &mut part, &ctx, cancel, counters, helpers) {
                 stop.cancel();
                 let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
                 f.get_or_insert(e);
@@ -308,6 +327,8 @@ fn constant_bucket(f: &DataFile, rg: usize, buckets: &Buckets) -> Option<u32> {
     (a != super::buckets::SKIP && a == b).then_some(a)
 }
 
+/// Reads one unit into `part`, with `helpers` spare threads to read ahead for it.
+#[allow(clippy::too_many_arguments)]
 fn read_unit(
     plan: &QueryPlan,
     u: Unit,
@@ -316,6 +337,7 @@ fn read_unit(
     ctx: &BatchContext,
     cancel: &CancelToken,
     counters: &Counters,
+    helpers: usize,
 ) -> Result<(), EngineError> {
     let f: &Arc<DataFile> = &plan.files[u.file];
     let schema = f.metadata.schema();
@@ -345,7 +367,7 @@ fn read_unit(
     };
     let direct = if plan.limits.page_decoder { pages::prepare(plan, f, u.row_group, constant.is_some()) } else { None };
     if let Some(specs) = direct {
-        pages::read_unit(
+        let ahead = pages::read_unit(
             plan,
             u.file,
             u.row_group,
@@ -356,8 +378,10 @@ fn read_unit(
             ctx,
             cancel,
             &counters.rows,
+            helpers,
         )?;
         counters.direct_units.fetch_add(1, Ordering::Relaxed);
+        counters.chunks_read_ahead.fetch_add(ahead as u64, Ordering::Relaxed);
     } else {
         let file = std::fs::File::open(&f.path).map_err(|e| EngineError::file(f, e))?;
         let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, f.metadata.clone())

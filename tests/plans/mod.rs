@@ -360,6 +360,7 @@ pub fn random_plan(rng: &mut Rng, files: &[Arc<DataFile>]) -> QueryPlan {
             min_split_rows: 1 + rng.below(40) as usize,
             // Tiny tables still run on several workers (and merge their partials).
             min_rows_per_worker: 1,
+            min_bytes_per_worker: 4 << 20,
             page_decoder: true,
             chunk_cache: true,
         },

@@ -16,13 +16,14 @@ use super::compact::compact;
 use crate::datafile::DataFile;
 use parquet::basic::Type as Phys;
 use parquet::column::page::{Page, PageMetadata, PageReader};
-use parquet::errors::Result as PqResult;
+use parquet::errors::{ParquetError, Result as PqResult};
 use parquet::file::serialized_reader::SerializedPageReader;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -223,12 +224,25 @@ impl ChunkCache {
 }
 
 /// Where a cursor's pages come from: the file (decompressing each page, and keeping them
-/// for the cache while no page has been skipped), or a cached chunk.
+/// for the cache while no page has been skipped), a cached chunk, or a chunk another thread
+/// is reading ahead ([`super::ahead`]).
 pub enum PageSource {
     /// Pages read and decompressed from the file; `keep` collects them for the cache.
     File { reader: Box<SerializedPageReader<File>>, keep: Option<Keep> },
     /// A cached chunk's pages; `next` is the next one to hand out.
     Cached { pages: Arc<[Page]>, next: usize },
+    /// The pages of a chunk read ahead by another thread, once it has sent them.
+    Pending(Receiver<PqResult<Vec<AheadPage>>>),
+    /// A chunk read ahead: its pages, decompressed or skipped; `next` as for `Cached`.
+    Ahead { pages: Vec<AheadPage>, next: usize },
+}
+
+/// One page of a chunk read ahead ([`super::ahead`]).
+pub enum AheadPage {
+    /// Read and decompressed.
+    Read(Page),
+    /// Not needed by the rows the unit reads: skipped, with its metadata.
+    Skipped(PageMetadata),
 }
 
 /// The pages read so far of a chunk that may enter the cache.
@@ -261,8 +275,23 @@ impl PageSource {
         Ok(PageSource::File { reader: Box::new(open()?), keep })
     }
 
+    /// Whether the pages come from the file, decompressed as they are asked for.
+    pub fn reads_file(&self) -> bool {
+        matches!(self, PageSource::File { .. })
+    }
+
+    /// Waits for a chunk read ahead, which then hands out its pages like a cached one.
+    fn resolve(&mut self) -> PqResult<()> {
+        if let PageSource::Pending(rx) = self {
+            let pages = rx.recv().map_err(|_| ParquetError::General("the read-ahead thread stopped".into()))??;
+            *self = PageSource::Ahead { pages, next: 0 };
+        }
+        Ok(())
+    }
+
     /// The next page, decompressed.
     pub fn get_next_page(&mut self) -> PqResult<Option<Page>> {
+        self.resolve()?;
         match self {
             PageSource::File { reader, keep } => {
                 let page = reader.get_next_page()?;
@@ -281,33 +310,45 @@ impl PageSource {
                 *next += 1;
                 Ok(page)
             }
+            PageSource::Ahead { pages, next } => {
+                *next += 1;
+                match pages.get(*next - 1) {
+                    None => Ok(None),
+                    Some(AheadPage::Read(p)) => Ok(Some(p.clone())),
+                    Some(AheadPage::Skipped(_)) => Err(ParquetError::General("a page read ahead was skipped".into())),
+                }
+            }
+            PageSource::Pending(_) => unreachable!("resolved above"),
         }
     }
 
     /// What the next page holds, without decompressing it.
     pub fn peek_next_page(&mut self) -> PqResult<Option<PageMetadata>> {
+        self.resolve()?;
         match self {
             PageSource::File { reader, .. } => reader.peek_next_page(),
-            PageSource::Cached { pages, next } => Ok(pages.get(*next).map(|p| {
-                // The page decoder reads flat columns only: one value per row.
-                let rows = p.num_values() as usize;
-                let is_dict = matches!(p, Page::DictionaryPage { .. });
-                PageMetadata { num_rows: (!is_dict).then_some(rows), num_levels: Some(rows), is_dict }
+            PageSource::Cached { pages, next } => Ok(pages.get(*next).map(metadata)),
+            PageSource::Ahead { pages, next } => Ok(pages.get(*next).map(|p| match p {
+                AheadPage::Read(p) => metadata(p),
+                AheadPage::Skipped(m) => m.clone(),
             })),
+            PageSource::Pending(_) => unreachable!("resolved above"),
         }
     }
 
     /// Skips the next page without decompressing it (the chunk then stays out of the cache).
     pub fn skip_next_page(&mut self) -> PqResult<()> {
+        self.resolve()?;
         match self {
             PageSource::File { reader, keep } => {
                 *keep = None;
                 reader.skip_next_page()
             }
-            PageSource::Cached { next, .. } => {
+            PageSource::Cached { next, .. } | PageSource::Ahead { next, .. } => {
                 *next += 1;
                 Ok(())
             }
+            PageSource::Pending(_) => unreachable!("resolved above"),
         }
     }
 
@@ -327,6 +368,14 @@ impl PageSource {
             cache().put(k.key, pages);
         }
     }
+}
+
+/// What a decompressed page holds (the page decoder reads flat columns only: one value per
+/// row).
+fn metadata(p: &Page) -> PageMetadata {
+    let rows = p.num_values() as usize;
+    let is_dict = matches!(p, Page::DictionaryPage { .. });
+    PageMetadata { num_rows: (!is_dict).then_some(rows), num_levels: Some(rows), is_dict }
 }
 
 #[cfg(test)]

@@ -137,17 +137,7 @@ impl Cursor {
         loop {
             let page = self.pages.get_next_page().map_err(|e| e.to_string())?.ok_or("the column chunk ends early")?;
             match page {
-                Page::DictionaryPage { buf, num_values, .. } => {
-                    if self.have_dict {
-                        return Err("a column chunk has two dictionary pages".into());
-                    }
-                    // Plain values already read were given local codes the dictionary would
-                    // replace.
-                    if self.page.is_some() {
-                        return Err("a dictionary page follows data pages".into());
-                    }
-                    self.decode_dictionary(&buf, num_values as usize)?;
-                }
+                Page::DictionaryPage { buf, num_values, .. } => self.dictionary_page(&buf, num_values as usize)?,
                 Page::DataPage { buf, num_values, encoding, def_level_encoding, .. } => {
                     let (mut pos, mut def) = (0, None);
                     if self.has_def {
@@ -220,6 +210,18 @@ impl Cursor {
         Ok(())
     }
 
+    /// Reads the chunk's dictionary page (`n` values), which must come before any data page.
+    fn dictionary_page(&mut self, buf: &[u8], n: usize) -> Result<(), String> {
+        if self.have_dict {
+            return Err("a column chunk has two dictionary pages".into());
+        }
+        // Plain values already read were given local codes the dictionary would replace.
+        if self.page.is_some() {
+            return Err("a dictionary page follows data pages".into());
+        }
+        self.decode_dictionary(buf, n)
+    }
+
     fn decode_dictionary(&mut self, buf: &[u8], n: usize) -> Result<(), String> {
         match self.kind {
             Kind::Str => {
@@ -268,9 +270,19 @@ impl Cursor {
         let mut need = row - self.row;
         while need > 0 {
             if self.left == 0 {
-                if let Some(meta) = self.pages.peek_next_page().map_err(|e| e.to_string())?
-                    && !meta.is_dict
-                    && let Some(rows) = meta.num_rows.or(meta.num_levels)
+                let meta = self.pages.peek_next_page().map_err(|e| e.to_string())?;
+                // The dictionary alone, so the first data page may be skipped too (read-ahead
+                // skips the same pages: [`super::ahead`]).
+                if meta.as_ref().is_some_and(|m| m.is_dict) {
+                    match self.pages.get_next_page().map_err(|e| e.to_string())? {
+                        Some(Page::DictionaryPage { buf, num_values, .. }) => {
+                            self.dictionary_page(&buf, num_values as usize)?
+                        }
+                        _ => return Err("the dictionary page the chunk announced is not there".into()),
+                    }
+                    continue;
+                }
+                if let Some(rows) = meta.and_then(|m| m.num_rows.or(m.num_levels))
                     && rows <= need
                 {
                     self.pages.skip_next_page().map_err(|e| e.to_string())?;

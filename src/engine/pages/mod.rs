@@ -16,6 +16,7 @@
 //! reader ([`super::scan`]); both paths produce the same answers (the reference suite runs
 //! every plan through each).
 
+mod ahead;
 pub mod chunks;
 mod compact;
 mod cursor;
@@ -170,7 +171,9 @@ fn entry(specs: &mut Vec<ColSpec>, name: &str) -> usize {
     specs.len() - 1
 }
 
-/// Reads one unit (row group, or the rows of it in `selection`) through the page decoder.
+/// Reads one unit (row group, or the rows of it in `selection`) through the page decoder,
+/// with up to `helpers` spare threads reading its largest chunks ahead ([`ahead`]). Returns
+/// how many chunks they read.
 #[allow(clippy::too_many_arguments)]
 pub fn read_unit(
     plan: &QueryPlan,
@@ -183,26 +186,11 @@ pub fn read_unit(
     ctx: &BatchContext,
     cancel: &super::plan::CancelToken,
     rows_read: &std::sync::atomic::AtomicU64,
-) -> Result<(), EngineError> {
+    helpers: usize,
+) -> Result<usize, EngineError> {
     let f: &Arc<DataFile> = &plan.files[file_idx];
-    let md = f.metadata.metadata();
-    let rg_meta = md.row_group(rg);
-    let total = rg_meta.num_rows().max(0) as usize;
-    let file = Arc::new(File::open(&f.path).map_err(|e| EngineError::file(f, e))?);
-    let offsets = md.offset_index().and_then(|o| o.get(rg));
-    let mut cursors = Vec::with_capacity(specs.len());
-    for s in specs {
-        let chunk = rg_meta.column(s.leaf);
-        let locations = offsets.and_then(|o| o.get(s.leaf)).map(|o| o.page_locations().clone());
-        let has_def = md.file_metadata().schema_descr().column(s.leaf).max_def_level() > 0;
-        let key = chunks::ChunkKey::new(f, rg, s.leaf);
-        let size = chunk.uncompressed_size().max(0) as u64;
-        let pages = chunks::PageSource::new(key, (s.phys, has_def, size, plan.limits.chunk_cache), || {
-            SerializedPageReader::new(file.clone(), chunk, total, locations)
-        })
-        .map_err(|e| EngineError::file(f, e))?;
-        cursors.push(Cursor::new(pages, s, has_def));
-    }
+    let total = f.metadata.metadata().row_group(rg).num_rows().max(0) as usize;
+    let Opened { mut pages, has_def, sizes } = open_sources(plan, f, rg, specs)?;
     let ranges: Vec<(usize, usize)> = match selection {
         None => vec![(0, total)],
         Some(sel) => {
@@ -216,30 +204,74 @@ pub fn read_unit(
             out
         }
     };
-    let mut state = UnitState::new(plan, specs);
-    for (start, len) in ranges {
-        for c in cursors.iter_mut() {
-            c.skip_to(start).map_err(|e| EngineError::file(f, e))?;
-        }
-        let mut done = 0;
-        while done < len {
-            if cancel.is_canceled() {
-                return Err(EngineError::Canceled);
+    let canceled = || cancel.is_canceled();
+    std::thread::scope(|scope| {
+        let ahead = ahead::start(scope, &mut pages, &ahead::assign(&sizes, helpers), &ranges, &canceled);
+        let mut cursors: Vec<Cursor> =
+            pages.into_iter().zip(specs).zip(has_def).map(|((p, s), d)| Cursor::new(p, s, d)).collect();
+        let mut state = UnitState::new(plan, specs);
+        for &(start, len) in &ranges {
+            for c in cursors.iter_mut() {
+                c.skip_to(start).map_err(|e| EngineError::file(f, e))?;
             }
-            let n = BATCH.min(len - done);
-            state.batch(plan, specs, &mut cursors, n, constant, part, ctx).map_err(|e| match e {
-                Failure::Data(m) => EngineError::file(f, m),
-                Failure::Engine(e) => e,
-            })?;
-            rows_read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            done += n;
+            let mut done = 0;
+            while done < len {
+                if cancel.is_canceled() {
+                    return Err(EngineError::Canceled);
+                }
+                let n = BATCH.min(len - done);
+                state.batch(plan, specs, &mut cursors, n, constant, part, ctx).map_err(|e| match e {
+                    Failure::Data(m) => EngineError::file(f, m),
+                    Failure::Engine(e) => e,
+                })?;
+                rows_read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                done += n;
+            }
         }
+        state.flush(&cursors, part, ctx)?;
+        for c in cursors.iter_mut() {
+            c.pages.finish();
+        }
+        Ok(ahead)
+    })
+}
+
+/// The needed chunks of a row group, ready to read.
+struct Opened {
+    /// Each chunk's page source.
+    pages: Vec<chunks::PageSource>,
+    /// Whether its column has definition levels.
+    has_def: Vec<bool>,
+    /// Its decompressed size when it is read from the file (what read-ahead may take over).
+    sizes: Vec<Option<u64>>,
+}
+
+/// Opens the page sources of row group `rg`'s needed chunks: from the chunk cache when it
+/// holds them, else from the file (nothing is read or decompressed yet).
+fn open_sources(plan: &QueryPlan, f: &Arc<DataFile>, rg: usize, specs: &[ColSpec]) -> Result<Opened, EngineError> {
+    let md = f.metadata.metadata();
+    let rg_meta = md.row_group(rg);
+    let total = rg_meta.num_rows().max(0) as usize;
+    let offsets = md.offset_index().and_then(|o| o.get(rg));
+    let mut out = Opened { pages: vec![], has_def: vec![], sizes: vec![] };
+    for s in specs {
+        let chunk = rg_meta.column(s.leaf);
+        let locations = offsets.and_then(|o| o.get(s.leaf)).map(|o| o.page_locations().clone());
+        let has_def = md.file_metadata().schema_descr().column(s.leaf).max_def_level() > 0;
+        let key = chunks::ChunkKey::new(f, rg, s.leaf);
+        let size = chunk.uncompressed_size().max(0) as u64;
+        // A file of its own for each chunk: readers seek it, and a clone shares the offset
+        // with the reader of another chunk, which may be on another thread ([`ahead`]).
+        let pages = chunks::PageSource::new(key, (s.phys, has_def, size, plan.limits.chunk_cache), || {
+            let file = Arc::new(File::open(&f.path)?);
+            SerializedPageReader::new(file, chunk, total, locations)
+        })
+        .map_err(|e| EngineError::file(f, e))?;
+        out.sizes.push(pages.reads_file().then_some(size));
+        out.pages.push(pages);
+        out.has_def.push(has_def);
     }
-    state.flush(&cursors, part, ctx)?;
-    for c in cursors.iter_mut() {
-        c.pages.finish();
-    }
-    Ok(())
+    Ok(out)
 }
 
 enum Failure {
