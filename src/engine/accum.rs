@@ -351,13 +351,33 @@ pub fn sum_fused(sums: &mut [&mut Vec<f64>], gids: &[u32], xs: &[&[f64]]) {
 fn sum_fused_in<const W: usize>(sums: &mut [&mut Vec<f64>], gids: &[u32], xs: &[&[f64]]) {
     let mut lanes = vec![[[0f64; W]; LANES]; xs.len()];
     let chunks = gids.len() / LANES;
-    for c in 0..chunks {
-        let at = c * LANES;
-        let slots: [usize; LANES] = std::array::from_fn(|k| (gids[at + k] as usize).min(W - 1));
-        for (lane, x) in lanes.iter_mut().zip(xs) {
-            let v = &x[at..at + LANES];
-            for k in 0..LANES {
-                lane[k][slots[k]] += v[k];
+    match uniform(gids) {
+        // Every row in one group (data sorted by time often is: Q1's later years are all one
+        // flag pair): the lanes add in registers, in the same order as the loop below.
+        Some(g) => {
+            let slot = (g as usize).min(W - 1);
+            for (lane, x) in lanes.iter_mut().zip(xs) {
+                let mut acc = [0f64; LANES];
+                for v in x[..chunks * LANES].chunks_exact(LANES) {
+                    for k in 0..LANES {
+                        acc[k] += v[k];
+                    }
+                }
+                for k in 0..LANES {
+                    lane[k][slot] += acc[k];
+                }
+            }
+        }
+        None => {
+            for c in 0..chunks {
+                let at = c * LANES;
+                let slots: [usize; LANES] = std::array::from_fn(|k| (gids[at + k] as usize).min(W - 1));
+                for (lane, x) in lanes.iter_mut().zip(xs) {
+                    let v = &x[at..at + LANES];
+                    for k in 0..LANES {
+                        lane[k][slots[k]] += v[k];
+                    }
+                }
             }
         }
     }
@@ -372,6 +392,12 @@ fn sum_fused_in<const W: usize>(sums: &mut [&mut Vec<f64>], gids: &[u32], xs: &[
             *slot = lane.iter().fold(*slot, |a, l| a + l[g]);
         }
     }
+}
+
+/// The group every row of a batch falls in, when it is one.
+fn uniform(gids: &[u32]) -> Option<u32> {
+    let g = *gids.first()?;
+    gids.iter().all(|&x| x == g).then_some(g)
 }
 
 /// `s[g] += v` and `seen[g] = true` for every row's group `g` not `SKIP`, in one loop: the
@@ -482,6 +508,13 @@ mod tests {
         let want = |k: u32| x.iter().zip(&g).filter(|(_, gi)| **gi == k).map(|(v, _)| v).sum::<f64>();
         assert_eq!(f[0], vec![want(0), want(1)]);
         assert_eq!(f[1], f[0]);
+        // A batch all in one group (with a tail past the lanes), and one all skipped.
+        for (uniform, want) in [(1, x.iter().sum::<f64>()), (SKIP, 0.0)] {
+            let mut f = [vec![0.5; 2]];
+            let mut refs: Vec<&mut Vec<f64>> = f.iter_mut().collect();
+            sum_fused(&mut refs, &[uniform; 20], &[&x]);
+            assert_eq!(f[0], vec![0.5, 0.5 + want], "all rows in group {uniform}");
+        }
         let mut b = m.empty_like();
         b.resize(1);
         b.merge_group(0, &m, 0, &[]);
