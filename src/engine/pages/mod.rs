@@ -292,12 +292,18 @@ impl From<EngineError> for Failure {
     }
 }
 
-/// The one time bucket of every row of a batch not skipped, if there is one.
-fn one_bucket(gids: &[u32]) -> Option<u32> {
+/// The first time bucket of a batch's rows not skipped, and how many buckets they span.
+fn bucket_span(gids: &[u32]) -> Option<(u32, u32)> {
     let first = *gids.iter().find(|&&g| g != SKIP)?;
     // No early exit: skipped rows fall at random under a filter, and a branch per row
     // mispredicted on them (8 % of Q3); this folds branch-free and vectorises.
-    gids.iter().fold(true, |same, &g| same & ((g == first) | (g == SKIP))).then_some(first)
+    if gids.iter().fold(true, |same, &g| same & ((g == first) | (g == SKIP))) {
+        return Some((first, 1));
+    }
+    // Several buckets (`SKIP` + 1 wraps to 0, below every bucket + 1).
+    let lo = gids.iter().fold(SKIP, |m, &g| m.min(g));
+    let hi = gids.iter().fold(0, |m, &g| m.max(g.wrapping_add(1)));
+    Some((lo, hi - lo))
 }
 
 /// Per-unit caches: what each local code means for the filters, the dimensions and (one
@@ -307,12 +313,14 @@ struct UnitState {
     hits: Vec<Vec<u32>>,
     /// Per dimension: its code in the partial's interner, `SKIP` = not yet interned.
     dim_maps: Vec<Vec<u32>>,
-    /// For one bucket (`combo_bucket`): the group of each combination of the dimensions' local codes
-    /// (`SKIP` = not yet looked up), laid out by `combo_lens`.
+    /// For a few consecutive buckets from `combo_bucket`: the group of each bucket and
+    /// combination of the dimensions' local codes (`SKIP` = not yet looked up), bucket by
+    /// bucket, each laid out by `combo_lens`.
     combo: Vec<u32>,
     combo_lens: Vec<usize>,
-    /// The bucket the combination table's groups are in.
+    /// The first bucket of the combination table, and how many it covers.
     combo_bucket: u32,
+    combo_buckets: u32,
     /// The unit's own accumulators (one dimension, one bucket, many values: [`SlotAccs`]).
     slots: Option<SlotAccs>,
     /// Which cursor feeds each dimension and each filter.
@@ -329,6 +337,7 @@ impl UnitState {
             combo: Vec::new(),
             combo_lens: Vec::new(),
             combo_bucket: SKIP,
+            combo_buckets: 1,
             slots: None,
             dim_cursor: (0..plan.group_by.len()).map(|j| find(&|s| s.dims.contains(&j))).collect(),
             filter_cursor: (0..plan.filters.len()).map(|k| find(&|s| s.filters.contains(&k))).collect(),
@@ -346,18 +355,19 @@ impl UnitState {
         cursors: &[Cursor],
         lens: Vec<usize>,
         space: usize,
-        bucket: u32,
-        lasting: bool,
+        (bucket, buckets, lasting): (u32, u32, bool),
         part: &Partial,
     ) {
-        if self.combo_bucket == bucket && self.combo_lens == lens && self.combo.len() == space {
+        let same = self.combo_bucket == bucket && self.combo_buckets == buckets;
+        if same && self.combo_lens == lens && self.combo.len() == space * buckets as usize {
             return;
         }
-        let keep = lens.len() == 1 && self.combo_bucket == bucket;
+        let keep = lens.len() == 1 && same && buckets == 1;
         let from = if keep { self.combo.len().min(space) } else { 0 };
         self.combo_bucket = bucket;
+        self.combo_buckets = buckets;
         self.combo.truncate(from);
-        self.combo.resize(space, SKIP);
+        self.combo.resize(space * buckets as usize, SKIP);
         self.combo_lens = lens;
         if lasting
             && let [c] = self.dim_cursor.as_slice()
@@ -373,17 +383,16 @@ impl UnitState {
 
     /// Groups through the combination table: each combination of local codes is looked up
     /// once per bucket (per unit when `lasting`: the unit's only bucket), then one table load
-    /// per row.
+    /// per row. `buckets` consecutive buckets from `bucket` (one when `lasting`).
     fn groups_by_combo(
         &mut self,
         cursors: &[Cursor],
-        lens: Vec<usize>,
-        space: usize,
-        (bucket, lasting): (u32, bool),
+        (lens, space): (Vec<usize>, usize),
+        (bucket, buckets, lasting): (u32, u32, bool),
         gids: &mut [u32],
         part: &mut Partial,
     ) {
-        self.fit_combo(cursors, lens, space, bucket, lasting, part);
+        self.fit_combo(cursors, lens, space, (bucket, buckets, lasting), part);
         let mut slots: Vec<u32> = match self.dim_cursor.first() {
             Some(&c) => cursors[c].locals.clone(),
             None => vec![0; gids.len()],
@@ -394,8 +403,16 @@ impl UnitState {
                 *s = *s * width + l;
             }
         }
-        for (i, (g, &s)) in gids.iter_mut().zip(&slots).enumerate() {
-            let e = self.combo[s as usize];
+        if buckets > 1 {
+            // The bucket's part of the table (a skipped row's bucket is clamped: it reads
+            // some entry and stays skipped).
+            for (s, &g) in slots.iter_mut().zip(gids.iter()) {
+                *s += g.wrapping_sub(bucket).min(buckets - 1) * space as u32;
+            }
+        }
+        for (i, (g, &at)) in gids.iter_mut().zip(&slots).enumerate() {
+            let at = at as usize;
+            let e = self.combo[at];
             // Skipped rows fall at random under a filter: the only branch taken per row is
             // the rare first sight of a combination, kept out of line so the loop keeps its
             // pointers in registers.
@@ -404,7 +421,7 @@ impl UnitState {
                 continue;
             }
             let locals: Vec<u32> = self.dim_cursor.iter().map(|&c| cursors[c].locals[i]).collect();
-            *g = self.first_sight(cursors, (&locals, s as usize), (bucket, lasting), part);
+            *g = self.first_sight(cursors, (&locals, at), (*g, lasting), part);
         }
     }
 
@@ -557,10 +574,13 @@ impl UnitState {
         let lens: Vec<usize> = self.dim_cursor.iter().map(|&c| cursors[c].vals.len()).collect();
         let space = lens.iter().try_fold(1usize, |a, &l| a.checked_mul(l.max(1)));
         let bucket = match (constant, space) {
-            (Some(b), Some(space)) if space <= COMBO_MAX => Some((b, true)),
-            // A batch of a sorted file usually falls in one time bucket: then the combination
-            // table serves it too, when it is small enough to start over per bucket.
-            (None, Some(space)) if space <= n => one_bucket(&gids).map(|b| (b, false)),
+            (Some(b), Some(space)) if space <= COMBO_MAX => Some((b, 1, true)),
+            // A batch of a sorted file falls in one or a few time buckets: then the
+            // combination table serves it too, when it is small enough to start over (per
+            // bucket; per batch when it covers several, so smaller then).
+            (None, Some(space)) => bucket_span(&gids)
+                .filter(|&(_, k)| (k == 1 && space <= n) || space.saturating_mul(k as usize) <= n / 16)
+                .map(|(b, k)| (b, k, false)),
             _ => None,
         };
         let col = |name: &str| -> Result<ArrayRef, EngineError> {
@@ -571,14 +591,12 @@ impl UnitState {
                 .ok_or_else(|| EngineError::MissingColumn(name.to_string()))
         };
         match bucket {
-            Some((b, true)) if lens.len() == 1 && SlotAccs::fits(plan, space.unwrap_or(0)) => {
+            Some((b, 1, true)) if lens.len() == 1 && SlotAccs::fits(plan, space.unwrap_or(0)) => {
                 // 4. Aggregations, into the unit's own accumulators.
-                self.fit_combo(cursors, lens, space.unwrap_or(0), b, true, part);
+                self.fit_combo(cursors, lens, space.unwrap_or(0), (b, 1, true), part);
                 return Ok(self.fold_by_local(cursors, &gids, &col, ctx)?);
             }
-            Some((b, lasting)) => {
-                self.groups_by_combo(cursors, lens, space.unwrap_or(0), (b, lasting), &mut gids, part)
-            }
+            Some(span) => self.groups_by_combo(cursors, (lens, space.unwrap_or(0)), span, &mut gids, part),
             None => self.groups_by_codes(cursors, n, &mut gids, part),
         }
         // 4. Aggregations.
