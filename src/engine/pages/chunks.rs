@@ -11,9 +11,14 @@
 //! the cache, repeated, keeps hitting the part that fits instead of flushing it every time
 //! (plain LRU would miss on every chunk), and data nobody reads any more still ages out. A
 //! chunk larger than an eighth of the bound is never kept.
+//!
+//! It also opens a row group's chunks for the page decoder ([`open_sources`]): from the cache
+//! when it holds them, else from the file.
 
+use super::ColSpec;
 use super::compact::compact;
 use crate::datafile::DataFile;
+use crate::engine::{EngineError, plan::QueryPlan};
 use parquet::basic::Type as Phys;
 use parquet::column::page::{Page, PageMetadata, PageReader};
 use parquet::errors::{ParquetError, Result as PqResult};
@@ -376,6 +381,44 @@ fn metadata(p: &Page) -> PageMetadata {
     let rows = p.num_values() as usize;
     let is_dict = matches!(p, Page::DictionaryPage { .. });
     PageMetadata { num_rows: (!is_dict).then_some(rows), num_levels: Some(rows), is_dict }
+}
+
+/// The needed chunks of a row group, ready to read.
+pub struct Opened {
+    /// Each chunk's page source.
+    pub pages: Vec<PageSource>,
+    /// Whether its column has definition levels.
+    pub has_def: Vec<bool>,
+    /// Its decompressed size when it is read from the file (what read-ahead may take over).
+    pub sizes: Vec<Option<u64>>,
+}
+
+/// Opens the page sources of row group `rg`'s needed chunks: from the chunk cache when it
+/// holds them, else from the file (nothing is read or decompressed yet).
+pub fn open_sources(plan: &QueryPlan, f: &Arc<DataFile>, rg: usize, specs: &[ColSpec]) -> Result<Opened, EngineError> {
+    let md = f.metadata.metadata();
+    let rg_meta = md.row_group(rg);
+    let total = rg_meta.num_rows().max(0) as usize;
+    let offsets = md.offset_index().and_then(|o| o.get(rg));
+    let mut out = Opened { pages: vec![], has_def: vec![], sizes: vec![] };
+    for s in specs {
+        let chunk = rg_meta.column(s.leaf);
+        let locations = offsets.and_then(|o| o.get(s.leaf)).map(|o| o.page_locations().clone());
+        let has_def = md.file_metadata().schema_descr().column(s.leaf).max_def_level() > 0;
+        let key = ChunkKey::new(f, rg, s.leaf);
+        let size = chunk.uncompressed_size().max(0) as u64;
+        // A file of its own for each chunk: readers seek it, and a clone shares the offset
+        // with the reader of another chunk, which may be on another thread ([`super::ahead`]).
+        let pages = PageSource::new(key, (s.phys, has_def, size, plan.limits.chunk_cache), || {
+            let file = Arc::new(File::open(&f.path)?);
+            SerializedPageReader::new(file, chunk, total, locations)
+        })
+        .map_err(|e| EngineError::file(f, e))?;
+        out.sizes.push(pages.reads_file().then_some(size));
+        out.pages.push(pages);
+        out.has_def.push(has_def);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

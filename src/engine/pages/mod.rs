@@ -33,8 +33,6 @@ use arrow::buffer::NullBuffer;
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::RowSelection;
 use parquet::basic::{Encoding, Type as Phys};
-use parquet::file::serialized_reader::SerializedPageReader;
-use std::fs::File;
 use std::sync::Arc;
 
 use cursor::{Cursor, NULL_LOCAL, Vals};
@@ -190,7 +188,7 @@ pub fn read_unit(
 ) -> Result<usize, EngineError> {
     let f: &Arc<DataFile> = &plan.files[file_idx];
     let total = f.metadata.metadata().row_group(rg).num_rows().max(0) as usize;
-    let Opened { mut pages, has_def, sizes } = open_sources(plan, f, rg, specs)?;
+    let chunks::Opened { mut pages, has_def, sizes } = chunks::open_sources(plan, f, rg, specs)?;
     let ranges: Vec<(usize, usize)> = match selection {
         None => vec![(0, total)],
         Some(sel) => {
@@ -234,44 +232,6 @@ pub fn read_unit(
         }
         Ok(ahead)
     })
-}
-
-/// The needed chunks of a row group, ready to read.
-struct Opened {
-    /// Each chunk's page source.
-    pages: Vec<chunks::PageSource>,
-    /// Whether its column has definition levels.
-    has_def: Vec<bool>,
-    /// Its decompressed size when it is read from the file (what read-ahead may take over).
-    sizes: Vec<Option<u64>>,
-}
-
-/// Opens the page sources of row group `rg`'s needed chunks: from the chunk cache when it
-/// holds them, else from the file (nothing is read or decompressed yet).
-fn open_sources(plan: &QueryPlan, f: &Arc<DataFile>, rg: usize, specs: &[ColSpec]) -> Result<Opened, EngineError> {
-    let md = f.metadata.metadata();
-    let rg_meta = md.row_group(rg);
-    let total = rg_meta.num_rows().max(0) as usize;
-    let offsets = md.offset_index().and_then(|o| o.get(rg));
-    let mut out = Opened { pages: vec![], has_def: vec![], sizes: vec![] };
-    for s in specs {
-        let chunk = rg_meta.column(s.leaf);
-        let locations = offsets.and_then(|o| o.get(s.leaf)).map(|o| o.page_locations().clone());
-        let has_def = md.file_metadata().schema_descr().column(s.leaf).max_def_level() > 0;
-        let key = chunks::ChunkKey::new(f, rg, s.leaf);
-        let size = chunk.uncompressed_size().max(0) as u64;
-        // A file of its own for each chunk: readers seek it, and a clone shares the offset
-        // with the reader of another chunk, which may be on another thread ([`ahead`]).
-        let pages = chunks::PageSource::new(key, (s.phys, has_def, size, plan.limits.chunk_cache), || {
-            let file = Arc::new(File::open(&f.path)?);
-            SerializedPageReader::new(file, chunk, total, locations)
-        })
-        .map_err(|e| EngineError::file(f, e))?;
-        out.sizes.push(pages.reads_file().then_some(size));
-        out.pages.push(pages);
-        out.has_def.push(has_def);
-    }
-    Ok(out)
 }
 
 enum Failure {
