@@ -152,8 +152,13 @@ pub fn execute(plan: &QueryPlan, cancel: &CancelToken) -> Result<QueryResult, En
     // (only the row count decides how row groups are split between workers).
     let to_read = scan::rows_to_read(plan, &units);
     let threads = cores.min(to_read.div_ceil(plan.limits.min_rows_per_worker.max(1))).max(1);
-    let to_inflate = scan::bytes_to_decompress(plan, &units);
-    let with_helpers = threads.max(cores.min(to_inflate.div_ceil(plan.limits.min_bytes_per_worker.max(1))));
+    // Only with fewer units than cores can a worker be spare: otherwise skip the chunk sizes.
+    let with_helpers = if units.len() < cores {
+        let to_inflate = scan::bytes_to_decompress(plan, &units);
+        threads.max(cores.min(to_inflate.div_ceil(plan.limits.min_bytes_per_worker.max(1))))
+    } else {
+        threads
+    };
     let counters = scan::Counters::default();
     let units =
         if buckets.is_empty() { vec![] } else { scan::split_units(plan, units, threads, plan.limits.min_split_rows) };

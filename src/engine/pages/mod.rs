@@ -260,9 +260,8 @@ fn bucket_span(gids: &[u32]) -> Option<(u32, u32)> {
     if gids.iter().fold(true, |same, &g| same & ((g == first) | (g == SKIP))) {
         return Some((first, 1));
     }
-    // Several buckets (`SKIP` + 1 wraps to 0, below every bucket + 1).
-    let lo = gids.iter().fold(SKIP, |m, &g| m.min(g));
-    let hi = gids.iter().fold(0, |m, &g| m.max(g.wrapping_add(1)));
+    // Several buckets, in one pass (`SKIP` + 1 wraps to 0, below every bucket + 1).
+    let (lo, hi) = gids.iter().fold((SKIP, 0), |(lo, hi), &g| (lo.min(g), hi.max(g.wrapping_add(1))));
     Some((lo, hi - lo))
 }
 
@@ -538,7 +537,7 @@ impl UnitState {
             // A batch of a sorted file falls in one or a few time buckets: then the
             // combination table serves it too, when it is small enough to start over (per
             // bucket; per batch when it covers several, so smaller then).
-            (None, Some(space)) => bucket_span(&gids)
+            (None, Some(space)) if space <= n => bucket_span(&gids)
                 .filter(|&(_, k)| (k == 1 && space <= n) || space.saturating_mul(k as usize) <= n / 16)
                 .map(|(b, k)| (b, k, false)),
             _ => None,
