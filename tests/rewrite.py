@@ -5,7 +5,7 @@
 
 WRITER is duckdb, pyarrow or polars. SEED picks that writer's options the way users leave
 or set them: compression (zstd, snappy, none), row group size, dictionary on or off, page size,
-statistics, and whether the time column `ts` stays UTC-zoned or becomes a naive timestamp.
+statistics, the data page format (1.0 or 2.0), and whether the time column `ts` stays UTC-zoned or becomes a naive timestamp.
 Prints the options chosen, so a failure names them.
 """
 
@@ -42,8 +42,18 @@ else:
         comp = rng.choice(["snappy", "zstd", "none"])
         dictionary = rng.random() < 0.7
         page = rng.choice([64, 1024, 1 << 20])
-        opts.update(compression=comp, dictionary=dictionary, data_page_size=page)
-        pq.write_table(table, out, row_group_size=rows_per_group, compression=comp, use_dictionary=dictionary, data_page_size=page)
+        # Drawn last, so the earlier draws of each seed stay what they were.
+        version = rng.choice(["1.0", "2.0"])
+        opts.update(compression=comp, dictionary=dictionary, data_page_size=page, data_page_version=version)
+        pq.write_table(
+            table,
+            out,
+            row_group_size=rows_per_group,
+            compression=comp,
+            use_dictionary=dictionary,
+            data_page_size=page,
+            data_page_version=version,
+        )
     elif writer == "polars":
         import polars as pl
 

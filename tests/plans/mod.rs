@@ -146,7 +146,15 @@ pub fn write_table(rng: &mut Rng, dir: &Path, rows: &[Row]) -> Vec<Arc<DataFile>
             // Tiny dictionaries overflow mid-chunk (later pages PLAIN), as real ones do.
             .set_dictionary_page_size_limit(if rng.chance(30) { 40 } else { 1 << 20 })
             .set_writer_version(if rng.chance(50) { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 })
-            .set_compression(if rng.chance(50) { Compression::SNAPPY } else { Compression::UNCOMPRESSED })
+            .set_compression(match rng.below(3) {
+                0 => Compression::SNAPPY,
+                // zstd pages are decompressed by the engine itself (pages/inflate.rs).
+                1 => Compression::ZSTD(Default::default()),
+                _ => Compression::UNCOMPRESSED,
+            })
+            // Format v2 pages stay compressed even when that does not pay (tiny pages would
+            // otherwise always be stored as they are).
+            .set_data_page_v2_compression_ratio_threshold(1e9)
             // Some files lack the offset index (pages are then found by their headers); the
             // first keeps it so the page-index assertion below holds.
             .set_offset_index_disabled(i > 0 && rng.chance(40))

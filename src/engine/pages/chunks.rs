@@ -17,6 +17,7 @@
 
 use super::ColSpec;
 use super::compact::compact;
+use super::inflate;
 use crate::datafile::DataFile;
 use crate::engine::{EngineError, plan::QueryPlan};
 use parquet::basic::Type as Phys;
@@ -232,8 +233,10 @@ impl ChunkCache {
 /// for the cache while no page has been skipped), a cached chunk, or a chunk another thread
 /// is reading ahead ([`super::ahead`]).
 pub enum PageSource {
-    /// Pages read and decompressed from the file; `keep` collects them for the cache.
-    File { reader: Box<SerializedPageReader<File>>, keep: Option<Keep> },
+    /// Pages read and decompressed from the file; `keep` collects them for the cache. With
+    /// `inflate`, the reader hands out zstd pages as stored, for [`inflate::page`] to
+    /// decompress, each to at most that many bytes.
+    File { reader: Box<SerializedPageReader<File>>, keep: Option<Keep>, inflate: Option<u64> },
     /// A cached chunk's pages; `next` is the next one to hand out.
     Cached { pages: Arc<[Page]>, next: usize },
     /// The pages of a chunk read ahead by another thread, once it has sent them.
@@ -264,11 +267,12 @@ pub struct Keep {
 impl PageSource {
     /// The pages of chunk `key` (of physical type `phys`, with definition levels when
     /// `has_def`, about `bytes` decompressed): from the cache when it holds them, else from
-    /// `open()`, keeping them for the cache when `admit` and the cache can take them.
+    /// `open()` (a reader, and the `inflate` bound of [`PageSource::File`]), keeping them for
+    /// the cache when `admit` and the cache can take them.
     pub fn new(
         key: ChunkKey,
         (phys, has_def, bytes, admit): (Phys, bool, u64, bool),
-        open: impl FnOnce() -> PqResult<SerializedPageReader<File>>,
+        open: impl FnOnce() -> PqResult<(SerializedPageReader<File>, Option<u64>)>,
     ) -> PqResult<PageSource> {
         let keep = match cache().lookup(&key, bytes) {
             Lookup::Hit(pages) => return Ok(PageSource::Cached { pages, next: 0 }),
@@ -277,7 +281,8 @@ impl PageSource {
             }
             _ => None,
         };
-        Ok(PageSource::File { reader: Box::new(open()?), keep })
+        let (reader, inflate) = open()?;
+        Ok(PageSource::File { reader: Box::new(reader), keep, inflate })
     }
 
     /// Whether the pages come from the file, decompressed as they are asked for.
@@ -298,8 +303,11 @@ impl PageSource {
     pub fn get_next_page(&mut self) -> PqResult<Option<Page>> {
         self.resolve()?;
         match self {
-            PageSource::File { reader, keep } => {
-                let page = reader.get_next_page()?;
+            PageSource::File { reader, keep, inflate } => {
+                let page = match (reader.get_next_page()?, *inflate) {
+                    (Some(p), Some(limit)) => Some(inflate::page(p, limit)?),
+                    (page, _) => page,
+                };
                 if let (Some(p), Some(k)) = (&page, keep.as_mut()) {
                     k.bytes += p.buffer().len() as u64;
                     k.pages.push(p.clone());
@@ -345,7 +353,7 @@ impl PageSource {
     pub fn skip_next_page(&mut self) -> PqResult<()> {
         self.resolve()?;
         match self {
-            PageSource::File { reader, keep } => {
+            PageSource::File { reader, keep, .. } => {
                 *keep = None;
                 reader.skip_next_page()
             }
@@ -360,7 +368,7 @@ impl PageSource {
     /// Called when the reader is done with the chunk: a chunk read whole enters the cache
     /// (numbers with few values re-encoded with a dictionary, [`compact`]).
     pub fn finish(&mut self) {
-        if let PageSource::File { reader, keep } = self
+        if let PageSource::File { reader, keep, .. } = self
             && keep.is_some()
             && matches!(reader.peek_next_page(), Ok(None))
             && let Some(k) = keep.take()
@@ -411,7 +419,10 @@ pub fn open_sources(plan: &QueryPlan, f: &Arc<DataFile>, rg: usize, specs: &[Col
         // with the reader of another chunk, which may be on another thread ([`super::ahead`]).
         let pages = PageSource::new(key, (s.phys, has_def, size, plan.limits.chunk_cache), || {
             let file = Arc::new(File::open(&f.path)?);
-            SerializedPageReader::new(file, chunk, total, locations)
+            Ok(match inflate::stored(chunk)? {
+                Some((raw, limit)) => (SerializedPageReader::new(file, &raw, total, locations)?, Some(limit)),
+                None => (SerializedPageReader::new(file, chunk, total, locations)?, None),
+            })
         })
         .map_err(|e| EngineError::file(f, e))?;
         out.sizes.push(pages.reads_file().then_some(size));

@@ -21,6 +21,7 @@ pub mod chunks;
 mod compact;
 mod cursor;
 mod hybrid;
+mod inflate;
 mod slots;
 
 use super::EngineError;
