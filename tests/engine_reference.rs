@@ -529,8 +529,8 @@ fn engine_equals_reference_when_batches_fall_in_one_bucket() {
     assert!(nonempty * 2 > checked && coarse * 5 > checked, "{nonempty} with rows, {coarse} coarse, of {checked}");
 }
 
-/// Random plans grouped by one dimension with many values (up to a row group's rows, often
-/// past 64 local codes) at `all` grain: the page decoder folds such a unit into its own
+/// Random plans grouped by one dimension with many values (about 100, past 64 local codes in
+/// a row group) at `all` grain: the page decoder folds such a unit into its own
 /// accumulators by local code, and turns each code a row reached into its group when the
 /// unit ends (`pages::slots`). Tiny dictionaries overflow into PLAIN pages mid-chunk, so the
 /// local codes grow while a unit is read.
@@ -541,14 +541,17 @@ fn engine_equals_reference_for_one_dimension_with_many_values() {
     for seed in 0..6u64 {
         let mut rng = Rng(seed * 7_919 + 11);
         let mut rows = random_rows(&mut rng, 1500);
+        // About 100 values: past 64 local codes in a unit, yet at least four rows per code.
         for r in rows.iter_mut() {
-            r.k = rng.below(5000) as i64;
+            r.k = rng.below(100) as i64;
             if r.s2.is_some() {
-                r.s2 = Some(format!("k{}", rng.below(5000)));
+                r.s2 = Some(format!("k{}", rng.below(100)));
             }
         }
         let dir = tempfile::tempdir().unwrap();
-        let files = write_table(&mut rng, dir.path(), &rows);
+        // Row groups of 400 rows or more (a file holds 500 to 1,500): a unit folds by local
+        // code only when it reads at least four rows per code, and from 65 codes on.
+        let files = write_table_grouped(&mut rng, dir.path(), &rows, |rng| 400 + rng.below(1100) as usize);
         for p in 0..40 {
             let mut plan = random_plan(&mut rng, &files);
             plan.grain = Grain::All;

@@ -127,6 +127,16 @@ pub fn batch_of(rows: &[Row]) -> RecordBatch {
 
 /// Writes rows over several files (one possibly empty) with small random row groups.
 pub fn write_table(rng: &mut Rng, dir: &Path, rows: &[Row]) -> Vec<Arc<DataFile>> {
+    write_table_grouped(rng, dir, rows, |rng| 5 + rng.below(120) as usize)
+}
+
+/// [`write_table`] with each file's row group size drawn by `group_rows`.
+pub fn write_table_grouped(
+    rng: &mut Rng,
+    dir: &Path,
+    rows: &[Row],
+    group_rows: impl Fn(&mut Rng) -> usize,
+) -> Vec<Arc<DataFile>> {
     let nfiles = 1 + rng.below(3) as usize;
     let mut files = Vec::new();
     let chunk = rows.len().div_ceil(nfiles).max(1);
@@ -138,7 +148,7 @@ pub fn write_table(rng: &mut Rng, dir: &Path, rows: &[Row]) -> Vec<Arc<DataFile>
         let path = dir.join(format!("part-{i}.parquet"));
         let dict = rng.chance(50);
         let props = WriterProperties::builder()
-            .set_max_row_group_row_count(Some(5 + rng.below(120) as usize))
+            .set_max_row_group_row_count(Some(group_rows(rng)))
             // Several pages per row group, so the page index prunes inside row groups.
             .set_data_page_row_count_limit(2 + rng.below(20) as usize)
             .set_write_batch_size(2)

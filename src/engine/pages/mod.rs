@@ -208,7 +208,7 @@ pub fn read_unit(
         let ahead = ahead::start(scope, &mut pages, &ahead::assign(&sizes, helpers), &ranges, &canceled);
         let mut cursors: Vec<Cursor> =
             pages.into_iter().zip(specs).zip(has_def).map(|((p, s), d)| Cursor::new(p, s, d)).collect();
-        let mut state = UnitState::new(plan, specs);
+        let mut state = UnitState::new(plan, specs, ranges.iter().map(|r| r.1).sum());
         for &(start, len) in &ranges {
             for c in cursors.iter_mut() {
                 c.skip_to(start).map_err(|e| EngineError::file(f, e))?;
@@ -286,10 +286,12 @@ struct UnitState {
     /// Which cursor feeds each dimension and each filter.
     dim_cursor: Vec<usize>,
     filter_cursor: Vec<usize>,
+    /// How many rows the unit reads.
+    rows: usize,
 }
 
 impl UnitState {
-    fn new(plan: &QueryPlan, specs: &[ColSpec]) -> UnitState {
+    fn new(plan: &QueryPlan, specs: &[ColSpec], rows: usize) -> UnitState {
         let find = |pred: &dyn Fn(&ColSpec) -> bool| specs.iter().position(pred).unwrap_or(0);
         UnitState {
             hits: vec![Vec::new(); plan.filters.len()],
@@ -301,6 +303,7 @@ impl UnitState {
             slots: None,
             dim_cursor: (0..plan.group_by.len()).map(|j| find(&|s| s.dims.contains(&j))).collect(),
             filter_cursor: (0..plan.filters.len()).map(|k| find(&|s| s.filters.contains(&k))).collect(),
+            rows,
         }
     }
 
@@ -551,7 +554,7 @@ impl UnitState {
                 .ok_or_else(|| EngineError::MissingColumn(name.to_string()))
         };
         match bucket {
-            Some((b, 1, true)) if lens.len() == 1 && SlotAccs::fits(plan, space.unwrap_or(0)) => {
+            Some((b, 1, true)) if lens.len() == 1 && SlotAccs::fits(plan, space.unwrap_or(0), self.rows) => {
                 // 4. Aggregations, into the unit's own accumulators.
                 self.fit_combo(cursors, lens, space.unwrap_or(0), (b, 1, true), part);
                 return Ok(self.fold_by_local(cursors, &gids, &col, ctx)?);
