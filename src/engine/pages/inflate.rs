@@ -7,8 +7,8 @@
 //! in the file) and [`page`] decompresses them here, with a context the thread keeps.
 //!
 //! The page reader no longer checks a page's size against its header, so a page's output is
-//! bounded by its chunk's decompressed size from the footer: a page may not grow past the
-//! chunk it belongs to.
+//! bounded by its chunk's decompressed size from the footer (and by 2 GiB, the most a page
+//! header can state): a page may not grow past the chunk it belongs to.
 
 use parquet::basic::Compression;
 use parquet::column::page::Page;
@@ -29,7 +29,8 @@ pub fn stored(chunk: &ColumnChunkMetaData) -> PqResult<Option<(ColumnChunkMetaDa
     if !matches!(chunk.compression(), Compression::ZSTD(_)) {
         return Ok(None);
     }
-    let limit = chunk.uncompressed_size().max(0) as u64;
+    // A page header states its size as an i32, so no page is larger whatever the footer says.
+    let limit = chunk.uncompressed_size().clamp(0, i32::MAX as i64) as u64;
     let raw = chunk.clone().into_builder().set_compression(Compression::UNCOMPRESSED).build()?;
     Ok(Some((raw, limit)))
 }
@@ -85,7 +86,7 @@ fn inflate(src: &[u8], mut out: Vec<u8>, limit: u64) -> PqResult<Vec<u8>> {
     }
     let start = out.len();
     let decoder = zstd::stream::read::Decoder::with_buffer(src).map_err(|e| bad(&e.to_string()))?;
-    decoder.take(room + 1).read_to_end(&mut out).map_err(|e| bad(&e.to_string()))?;
+    decoder.take(room.saturating_add(1)).read_to_end(&mut out).map_err(|e| bad(&e.to_string()))?;
     if (out.len() - start) as u64 > room {
         return Err(bad(&format!("it decompresses to more than its column chunk's {limit} bytes")));
     }
@@ -132,6 +133,29 @@ mod tests {
         let mut two = zstd::bulk::compress(&data, 3).unwrap();
         two.extend(zstd::bulk::compress(&data[..10], 3).unwrap());
         assert_eq!(page(dict(two), 1 << 20).unwrap().buffer().len(), 50_010);
+    }
+
+    #[test]
+    fn only_zstd_chunks_are_opened_as_stored_and_a_page_is_at_most_2_gib() {
+        use parquet::basic::{Type as Phys, ZstdLevel};
+        use parquet::schema::types::{ColumnDescriptor, ColumnPath, Type};
+        use std::sync::Arc;
+        let leaf = Arc::new(Type::primitive_type_builder("x", Phys::DOUBLE).build().unwrap());
+        let descr = Arc::new(ColumnDescriptor::new(leaf, 0, 0, ColumnPath::from("x")));
+        let chunk = |codec, size| {
+            ColumnChunkMetaData::builder(descr.clone())
+                .set_compression(codec)
+                .set_total_uncompressed_size(size)
+                .build()
+                .unwrap()
+        };
+        assert!(stored(&chunk(Compression::SNAPPY, 1000)).unwrap().is_none());
+        let zstd = Compression::ZSTD(ZstdLevel::default());
+        let (raw, limit) = stored(&chunk(zstd, 1000)).unwrap().unwrap();
+        assert_eq!((raw.compression(), limit), (Compression::UNCOMPRESSED, 1000));
+        // A footer claiming a terabyte still bounds a page by what a page header can state.
+        let (_, limit) = stored(&chunk(zstd, 1 << 40)).unwrap().unwrap();
+        assert_eq!(limit, i32::MAX as u64);
     }
 
     #[test]
