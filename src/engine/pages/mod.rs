@@ -542,7 +542,7 @@ impl UnitState {
             // combination table serves it too, when it is small enough to start over (per
             // bucket; per batch when it covers several, so smaller then).
             (None, Some(space)) if space <= n => bucket_span(&gids)
-                .filter(|&(_, k)| (k == 1 && space <= n) || space.saturating_mul(k as usize) <= n / 16)
+                .filter(|&(_, k)| k == 1 || space.saturating_mul(k as usize) <= n / 16)
                 .map(|(b, k)| (b, k, false)),
             _ => None,
         };
