@@ -379,29 +379,26 @@ fn eval_val(
             let op = *op;
             match (eval_val(a, column, done)?, eval_val(b, column, done)?) {
                 (Val::Scalar(x), Val::Scalar(y)) => Val::Scalar(op.apply(x, y)),
-                (left, Val::Scalar(y)) => {
-                    let (mut v, nulls) = left.owned();
-                    apply_scalar(op, &mut v, y, false);
-                    Val::Arr(v, nulls)
+                (left, Val::Scalar(y)) => with_scalar(op, left, y, false),
+                (Val::Scalar(x), right) => with_scalar(op, right, x, true),
+                // Two columns as read: one pass into a new buffer.
+                (Val::Col(c), Val::Col(d)) => {
+                    let mut v = Vec::with_capacity(c.len());
+                    slice_op(op, false, &mut v, Some(c.values()), d.values());
+                    Val::Arr(v, NullBuffer::union(c.nulls(), d.nulls()))
                 }
-                (Val::Scalar(x), right) => {
-                    let (mut v, nulls) = right.owned();
-                    apply_scalar(op, &mut v, x, true);
-                    Val::Arr(v, nulls)
-                }
-                // Reuse a computed buffer when there is one; copy a column only otherwise.
-                (left, Val::Col(c)) => {
-                    let (mut v, na) = left.owned();
-                    apply_slice(op, &mut v, c.values(), false);
+                // Otherwise a computed buffer is reused in place.
+                (Val::Arr(mut v, na), Val::Col(c)) => {
+                    slice_op(op, false, &mut v, None, c.values());
                     Val::Arr(v, NullBuffer::union(na.as_ref(), c.nulls()))
                 }
                 (Val::Col(c), Val::Arr(mut w, nb)) => {
-                    apply_slice(op, &mut w, c.values(), true);
+                    slice_op(op, true, &mut w, None, c.values());
                     Val::Arr(w, NullBuffer::union(c.nulls(), nb.as_ref()))
                 }
                 (left, Val::Arr(w, nb)) => {
                     let (mut v, na) = left.owned();
-                    apply_slice(op, &mut v, &w, false);
+                    slice_op(op, false, &mut v, None, &w);
                     Val::Arr(v, NullBuffer::union(na.as_ref(), nb.as_ref()))
                 }
             }
@@ -409,35 +406,60 @@ fn eval_val(
     })
 }
 
-/// `v[i] = v[i] op s` (or `s op v[i]` when `swap`), one monomorphic loop per operator so
-/// the compiler vectorizes it; x / 0 = 0.
-fn apply_scalar(op: BinOp, v: &mut [f64], s: f64, swap: bool) {
-    match (op, swap) {
-        (BinOp::Add, _) => v.iter_mut().for_each(|x| *x += s),
-        (BinOp::Mul, _) => v.iter_mut().for_each(|x| *x *= s),
-        (BinOp::Sub, false) => v.iter_mut().for_each(|x| *x -= s),
-        (BinOp::Sub, true) => v.iter_mut().for_each(|x| *x = s - *x),
-        (BinOp::Div, false) => {
-            if s == 0.0 {
-                v.iter_mut().for_each(|x| *x = 0.0)
-            } else {
-                v.iter_mut().for_each(|x| *x /= s)
-            }
+/// `v op s` (or `s op v` when `swap`): a column as read in one pass into a new buffer, a
+/// computed buffer in place.
+fn with_scalar(op: BinOp, v: Val, s: f64, swap: bool) -> Val {
+    match v {
+        Val::Col(c) => {
+            let mut out = Vec::with_capacity(c.len());
+            scalar_op(op, s, swap, &mut out, Some(c.values()));
+            Val::Arr(out, c.nulls().cloned())
         }
-        (BinOp::Div, true) => v.iter_mut().for_each(|x| *x = if *x == 0.0 { 0.0 } else { s / *x }),
+        other => {
+            let (mut v, nulls) = other.owned();
+            scalar_op(op, s, swap, &mut v, None);
+            Val::Arr(v, nulls)
+        }
     }
 }
 
-/// `v[i] = v[i] op w[i]` (or `w[i] op v[i]` when `swap`).
-fn apply_slice(op: BinOp, v: &mut [f64], w: &[f64], swap: bool) {
-    let pairs = v.iter_mut().zip(w.iter());
+/// `x op s` (or `s op x` when `swap`) for every `x` of `src` appended to `v`, or of `v` in
+/// place when there is no `src`; one monomorphic loop per operator so the compiler
+/// vectorizes it; x / 0 = 0.
+fn scalar_op(op: BinOp, s: f64, swap: bool, v: &mut Vec<f64>, src: Option<&[f64]>) {
+    fn run(f: impl Fn(f64) -> f64, v: &mut Vec<f64>, src: Option<&[f64]>) {
+        match src {
+            Some(src) => v.extend(src.iter().map(|&x| f(x))),
+            None => v.iter_mut().for_each(|x| *x = f(*x)),
+        }
+    }
     match (op, swap) {
-        (BinOp::Add, _) => pairs.for_each(|(x, y)| *x += *y),
-        (BinOp::Mul, _) => pairs.for_each(|(x, y)| *x *= *y),
-        (BinOp::Sub, false) => pairs.for_each(|(x, y)| *x -= *y),
-        (BinOp::Sub, true) => pairs.for_each(|(x, y)| *x = *y - *x),
-        (BinOp::Div, false) => pairs.for_each(|(x, y)| *x = if *y == 0.0 { 0.0 } else { *x / *y }),
-        (BinOp::Div, true) => pairs.for_each(|(x, y)| *x = if *x == 0.0 { 0.0 } else { *y / *x }),
+        (BinOp::Add, _) => run(|x| x + s, v, src),
+        (BinOp::Mul, _) => run(|x| x * s, v, src),
+        (BinOp::Sub, false) => run(|x| x - s, v, src),
+        (BinOp::Sub, true) => run(|x| s - x, v, src),
+        (BinOp::Div, false) if s == 0.0 => run(|_| 0.0, v, src),
+        (BinOp::Div, false) => run(|x| x / s, v, src),
+        (BinOp::Div, true) => run(|x| if x == 0.0 { 0.0 } else { s / x }, v, src),
+    }
+}
+
+/// `x op w[i]` (or `w[i] op x` when `swap`) for the `x` of `src` appended to `v`, or of `v`
+/// in place when there is no `src`.
+fn slice_op(op: BinOp, swap: bool, v: &mut Vec<f64>, src: Option<&[f64]>, w: &[f64]) {
+    fn run(f: impl Fn(f64, f64) -> f64, v: &mut Vec<f64>, src: Option<&[f64]>, w: &[f64]) {
+        match src {
+            Some(src) => v.extend(src.iter().zip(w).map(|(&x, &y)| f(x, y))),
+            None => v.iter_mut().zip(w).for_each(|(x, &y)| *x = f(*x, y)),
+        }
+    }
+    match (op, swap) {
+        (BinOp::Add, _) => run(|x, y| x + y, v, src, w),
+        (BinOp::Mul, _) => run(|x, y| x * y, v, src, w),
+        (BinOp::Sub, false) => run(|x, y| x - y, v, src, w),
+        (BinOp::Sub, true) => run(|x, y| y - x, v, src, w),
+        (BinOp::Div, false) => run(|x, y| if y == 0.0 { 0.0 } else { x / y }, v, src, w),
+        (BinOp::Div, true) => run(|x, y| if x == 0.0 { 0.0 } else { y / x }, v, src, w),
     }
 }
 

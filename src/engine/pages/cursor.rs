@@ -3,62 +3,17 @@
 
 use super::chunks::PageSource;
 use super::hybrid::Hybrid;
+use super::values::{NULL_LOCAL, Number, Vals, byte_array, expand, gather, width};
 use super::{BATCH, ColSpec, Kind};
 use crate::engine::buckets::{Buckets, SKIP};
-use crate::engine::plan::PredOp;
 use arrow::array::{Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
+use arrow::buffer::Buffer;
 use arrow::datatypes::Int32Type;
 use bytes::Bytes;
 use parquet::basic::{Encoding, Type as Phys};
 use parquet::column::page::Page;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
-
-/// Local code 0 is null; dictionary index `i` is local code `i + 1`.
-pub(super) const NULL_LOCAL: u32 = 0;
-
-/// Values addressed by local code: a placeholder for null, the dictionary's entries, then
-/// values interned from plain-encoded pages of the same chunk.
-pub(super) enum Vals {
-    Int(Vec<i64>),
-    Float(Vec<f64>),
-    Str(Vec<String>),
-}
-
-impl Vals {
-    pub(super) fn len(&self) -> usize {
-        match self {
-            Vals::Int(v) => v.len(),
-            Vals::Float(v) => v.len(),
-            Vals::Str(v) => v.len(),
-        }
-    }
-
-    /// Whether the value of local code `l` passes `op` (the Arrow path's semantics:
-    /// integers in decimal, `in`/`notin` compare integers numerically; null as null).
-    pub(super) fn matches(&self, l: usize, op: &PredOp) -> bool {
-        if l == NULL_LOCAL as usize {
-            return op.matches_text(None);
-        }
-        match self {
-            Vals::Str(v) => op.matches_text(Some(&v[l])),
-            Vals::Int(v) => crate::engine::columns::int_matches(op, v[l]),
-            Vals::Float(v) => op.matches_text(Some(&v[l].to_string())),
-        }
-    }
-
-    /// The dimension code of local code `l` (null shares the empty string's code).
-    pub(super) fn intern(&self, l: usize, codes: &mut crate::engine::columns::DimCodes) -> u32 {
-        if l == NULL_LOCAL as usize {
-            return codes.code_str("");
-        }
-        match self {
-            Vals::Str(v) => codes.code_str(&v[l]),
-            Vals::Int(v) => codes.code_int(v[l]),
-            Vals::Float(v) => codes.code_str(&v[l].to_string()),
-        }
-    }
-}
 
 /// The current data page of a cursor.
 struct PageState {
@@ -478,6 +433,33 @@ impl Cursor {
         Ok(())
     }
 
+    /// The next `n` values of an 8-byte numeric column (INT64 or DOUBLE) as a slice of the
+    /// current page itself, when they are PLAIN, hold no null, lie inside that page and start
+    /// at an 8-byte boundary (the usual case: a page's values follow a short run of levels):
+    /// no copy. `None` leaves the cursor where it was, for [`Cursor::read_numbers`].
+    pub(super) fn read_plain_slice(&mut self, n: usize) -> Result<Option<Buffer>, String> {
+        if cfg!(target_endian = "big") || !matches!(self.phys, Phys::INT64 | Phys::DOUBLE) || n == 0 {
+            return Ok(None);
+        }
+        self.ensure()?;
+        let page = self.page.as_ref().ok_or("no page")?;
+        if n > self.left || page.dict.is_some() || page.def.is_some() {
+            return Ok(None);
+        }
+        let (from, to) = (page.pos, page.pos + n * 8);
+        let Some(values) = page.buf.get(from..to) else { return Err("a page ends early".into()) };
+        if !(values.as_ptr() as usize).is_multiple_of(8) {
+            return Ok(None);
+        }
+        let buf = Buffer::from(page.buf.slice(from..to));
+        if let Some(p) = self.page.as_mut() {
+            p.pos = to;
+        }
+        self.left -= n;
+        self.row += n;
+        Ok(Some(buf))
+    }
+
     /// The next `n` values of a numeric column, and which are valid when some are null.
     pub(super) fn read_numbers<T: Number>(&mut self, n: usize, out: &mut Vec<T>) -> Result<Option<Vec<bool>>, String> {
         self.each(n, out, T::default(), |c, k, out| {
@@ -494,101 +476,70 @@ impl Cursor {
     }
 }
 
-/// Spreads the values appended to `out` after `start` over the rows of `mask`, putting
-/// `fill` at the null rows (walking backwards, so it works in place).
-fn expand<T: Copy>(out: &mut Vec<T>, start: usize, mask: &[bool], fill: T) {
-    let mut vi = out.len() - start;
-    out.resize(start + mask.len(), fill);
-    for (i, &present) in mask.iter().enumerate().rev() {
-        if present {
-            vi -= 1;
-            out[start + i] = out[start + vi];
-        } else {
-            out[start + i] = fill;
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::basic::Encoding;
 
-/// `out.push(d[i])` for every index, failing (not panicking) on an index past the
-/// dictionary: the bounds check the lookup needs anyway is the validation.
-fn gather<T: Copy + Default>(d: &[T], idx: &[u32], out: &mut Vec<T>) -> Result<(), String> {
-    let mut bad = false;
-    out.extend(idx.iter().map(|&i| match d.get(i as usize) {
-        Some(v) => *v,
-        None => {
-            bad = true;
-            T::default()
-        }
-    }));
-    if bad {
-        return Err(format!("a dictionary index is out of range ({} entries)", d.len()));
-    }
-    Ok(())
-}
-
-/// One PLAIN byte array (4-byte length, then the bytes) as UTF-8.
-fn byte_array<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a str, String> {
-    let len = u32::from_le_bytes(
-        buf.get(*pos..*pos + 4).ok_or("a byte array value ends early")?.try_into().unwrap_or([0; 4]),
-    ) as usize;
-    let bytes = buf.get(*pos + 4..*pos + 4 + len).ok_or("a byte array value ends early")?;
-    *pos += 4 + len;
-    std::str::from_utf8(bytes).map_err(|_| "a string value is not valid UTF-8".to_string())
-}
-
-/// Bytes per PLAIN value of a fixed-width physical type.
-fn width(phys: Phys) -> usize {
-    match phys {
-        Phys::INT32 | Phys::FLOAT => 4,
-        _ => 8,
-    }
-}
-
-/// A numeric value type read from pages: its dictionary entries and PLAIN values.
-pub(super) trait Number: Copy + Default {
-    fn dict(vals: &Vals) -> Option<&[Self]>;
-    /// Appends `n` PLAIN values starting at `pos`.
-    fn plain(buf: &[u8], pos: usize, n: usize, phys: Phys, out: &mut Vec<Self>) -> Result<(), String>;
-}
-
-fn plain_bytes(buf: &[u8], pos: usize, n: usize, phys: Phys) -> Result<&[u8], String> {
-    buf.get(pos..pos + n * width(phys)).ok_or_else(|| "a page ends early".to_string())
-}
-
-impl Number for i64 {
-    fn dict(vals: &Vals) -> Option<&[i64]> {
-        match vals {
-            Vals::Int(v) => v.get(1..),
-            _ => None,
-        }
+    /// A cursor over one PLAIN DOUBLE chunk whose data pages hold `pages` values each, after
+    /// `levels` bytes of definition levels (none when empty).
+    fn doubles(pages: &[Vec<f64>], levels: &[u8]) -> Cursor {
+        let pages: Vec<Page> = pages
+            .iter()
+            .map(|vals| {
+                let mut buf = Vec::new();
+                if !levels.is_empty() {
+                    buf.extend((levels.len() as u32).to_le_bytes());
+                    buf.extend(levels);
+                }
+                buf.extend(vals.iter().flat_map(|v| v.to_le_bytes()));
+                Page::DataPage {
+                    buf: buf.into(),
+                    num_values: vals.len() as u32,
+                    encoding: Encoding::PLAIN,
+                    def_level_encoding: Encoding::RLE,
+                    rep_level_encoding: Encoding::RLE,
+                    statistics: None,
+                }
+            })
+            .collect();
+        let mut specs = Vec::new();
+        let mut spec = specs.swap_remove(super::super::entry(&mut specs, "x"));
+        (spec.phys, spec.kind, spec.array) = (Phys::DOUBLE, Kind::Float, true);
+        Cursor::new(PageSource::Cached { pages: pages.into(), next: 0 }, &spec, !levels.is_empty())
     }
 
-    fn plain(buf: &[u8], pos: usize, n: usize, phys: Phys, out: &mut Vec<i64>) -> Result<(), String> {
-        let bytes = plain_bytes(buf, pos, n, phys)?;
-        if phys == Phys::INT32 {
-            out.extend(bytes.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as i64));
-        } else {
-            out.extend(bytes.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))));
-        }
-        Ok(())
-    }
-}
-
-impl Number for f64 {
-    fn dict(vals: &Vals) -> Option<&[f64]> {
-        match vals {
-            Vals::Float(v) => v.get(1..),
-            _ => None,
-        }
+    fn values(b: Buffer) -> Vec<f64> {
+        arrow::buffer::ScalarBuffer::<f64>::from(b).to_vec()
     }
 
-    fn plain(buf: &[u8], pos: usize, n: usize, phys: Phys, out: &mut Vec<f64>) -> Result<(), String> {
-        let bytes = plain_bytes(buf, pos, n, phys)?;
-        if phys == Phys::FLOAT {
-            out.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as f64));
-        } else {
-            out.extend(bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))));
-        }
-        Ok(())
+    #[test]
+    fn plain_doubles_without_nulls_are_read_in_place_within_a_page() {
+        let a: Vec<f64> = (0..6000).map(|i| i as f64 * 0.5).collect();
+        let b: Vec<f64> = (0..3000).map(|i| -(i as f64)).collect();
+        let mut c = doubles(&[a.clone(), b.clone()], &[]);
+        // The page's buffer is the allocator's (glibc and mimalloc align it to 16).
+        assert_eq!(values(c.read_plain_slice(4096).unwrap().expect("in place")), a[..4096]);
+        // The rest of the first page, and then the second, no longer fit one batch: decoded.
+        assert!(c.read_plain_slice(4096).unwrap().is_none());
+        let mut out = Vec::new();
+        assert!(c.read_numbers::<f64>(4096, &mut out).unwrap().is_none());
+        assert_eq!(out[..1904], a[4096..]);
+        assert_eq!(out[1904..], b[..2192]);
+    }
+
+    #[test]
+    fn levels_without_nulls_keep_values_in_place_and_misaligned_values_are_copied() {
+        let a: Vec<f64> = (0..5000).map(|i| i as f64).collect();
+        // One RLE run of 5000 ones: its header (5000 << 1 as a varint, padded to 3 bytes),
+        // then the value; with the 4-byte length the values start at byte 8.
+        let mut c = doubles(std::slice::from_ref(&a), &[0x90, 0xce, 0x00, 1]);
+        assert_eq!(values(c.read_plain_slice(1000).unwrap().expect("aligned")), a[..1000]);
+        // The same run with its header padded to 4 bytes: the values start at byte 9.
+        let mut c = doubles(std::slice::from_ref(&a), &[0x90, 0xce, 0x80, 0x00, 1]);
+        assert!(c.read_plain_slice(1000).unwrap().is_none());
+        let mut out = Vec::new();
+        assert!(c.read_numbers::<f64>(1000, &mut out).unwrap().is_none());
+        assert_eq!(out, a[..1000]);
     }
 }

@@ -23,6 +23,7 @@ mod cursor;
 mod hybrid;
 mod inflate;
 mod slots;
+mod values;
 
 use super::EngineError;
 use super::buckets::SKIP;
@@ -36,8 +37,9 @@ use parquet::arrow::arrow_reader::RowSelection;
 use parquet::basic::{Encoding, Type as Phys};
 use std::sync::Arc;
 
-use cursor::{Cursor, NULL_LOCAL, Vals};
+use cursor::Cursor;
 use slots::SlotAccs;
+use values::{NULL_LOCAL, Vals};
 
 /// Rows per batch: small enough that a batch's buffers stay in the CPU caches.
 const BATCH: usize = 4096;
@@ -492,8 +494,10 @@ impl UnitState {
             if s.time.is_some() {
                 c.read_buckets(n, ctx.buckets, &mut gids)?;
             } else if !s.codes() {
-                let arr: ArrayRef = match s.kind {
-                    Kind::Int => {
+                let arr: ArrayRef = match (s.kind, c.read_plain_slice(n)?) {
+                    (Kind::Int, Some(b)) => Arc::new(Int64Array::new(b.into(), None)),
+                    (_, Some(b)) => Arc::new(Float64Array::new(b.into(), None)),
+                    (Kind::Int, None) => {
                         let mut v = Vec::with_capacity(n);
                         let valid = c.read_numbers::<i64>(n, &mut v)?;
                         Arc::new(Int64Array::new(v.into(), valid.map(NullBuffer::from)))
