@@ -504,7 +504,8 @@ mod tests {
             })
             .collect();
         let mut specs = Vec::new();
-        let mut spec = specs.swap_remove(super::super::entry(&mut specs, "x"));
+        let i = super::super::entry(&mut specs, "x");
+        let mut spec = specs.swap_remove(i);
         (spec.phys, spec.kind, spec.array) = (Phys::DOUBLE, Kind::Float, true);
         Cursor::new(PageSource::Cached { pages: pages.into(), next: 0 }, &spec, !levels.is_empty())
     }
