@@ -396,8 +396,7 @@ fn eval_val(
                     slice_op(op, true, &mut w, None, c.values());
                     Val::Arr(w, NullBuffer::union(c.nulls(), nb.as_ref()))
                 }
-                (left, Val::Arr(w, nb)) => {
-                    let (mut v, na) = left.owned();
+                (Val::Arr(mut v, na), Val::Arr(w, nb)) => {
                     slice_op(op, false, &mut v, None, &w);
                     Val::Arr(v, NullBuffer::union(na.as_ref(), nb.as_ref()))
                 }

@@ -3,11 +3,11 @@
 
 use super::chunks::PageSource;
 use super::hybrid::Hybrid;
-use super::values::{NULL_LOCAL, Number, Vals, byte_array, expand, gather, width};
+use super::values::{NULL_LOCAL, Number, Vals, byte_array, expand, gather, plain_bytes, width};
 use super::{BATCH, ColSpec, Kind};
 use crate::engine::buckets::{Buckets, SKIP};
 use arrow::array::{Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray};
-use arrow::buffer::Buffer;
+use arrow::buffer::{Buffer, NullBuffer};
 use arrow::datatypes::Int32Type;
 use bytes::Bytes;
 use parquet::basic::{Encoding, Type as Phys};
@@ -433,6 +433,25 @@ impl Cursor {
         Ok(())
     }
 
+    /// The next `n` values of a numeric column as an Arrow array (Int64 for an integer
+    /// column, else Float64): in place when [`Cursor::read_plain_slice`] can, else decoded.
+    pub(super) fn numbers_array(&mut self, n: usize) -> Result<ArrayRef, String> {
+        Ok(match (self.kind, self.read_plain_slice(n)?) {
+            (Kind::Int, Some(b)) => Arc::new(Int64Array::new(b.into(), None)),
+            (_, Some(b)) => Arc::new(Float64Array::new(b.into(), None)),
+            (Kind::Int, None) => {
+                let mut v = Vec::with_capacity(n);
+                let valid = self.read_numbers::<i64>(n, &mut v)?;
+                Arc::new(Int64Array::new(v.into(), valid.map(NullBuffer::from)))
+            }
+            _ => {
+                let mut v = Vec::with_capacity(n);
+                let valid = self.read_numbers::<f64>(n, &mut v)?;
+                Arc::new(Float64Array::new(v.into(), valid.map(NullBuffer::from)))
+            }
+        })
+    }
+
     /// The next `n` values of an 8-byte numeric column (INT64 or DOUBLE) as a slice of the
     /// current page itself, when they are PLAIN, hold no null, lie inside that page and start
     /// at an 8-byte boundary (the usual case: a page's values follow a short run of levels):
@@ -447,8 +466,7 @@ impl Cursor {
             return Ok(None);
         }
         let (from, to) = (page.pos, page.pos + n * 8);
-        let Some(values) = page.buf.get(from..to) else { return Err("a page ends early".into()) };
-        if !(values.as_ptr() as usize).is_multiple_of(8) {
+        if !(plain_bytes(&page.buf, from, n, self.phys)?.as_ptr() as usize).is_multiple_of(8) {
             return Ok(None);
         }
         let buf = Buffer::from(page.buf.slice(from..to));

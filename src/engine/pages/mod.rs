@@ -30,8 +30,7 @@ use super::buckets::SKIP;
 use super::group::{BatchContext, Partial};
 use super::plan::QueryPlan;
 use crate::datafile::DataFile;
-use arrow::array::{ArrayRef, Float64Array, Int64Array};
-use arrow::buffer::NullBuffer;
+use arrow::array::ArrayRef;
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::RowSelection;
 use parquet::basic::{Encoding, Type as Phys};
@@ -494,21 +493,7 @@ impl UnitState {
             if s.time.is_some() {
                 c.read_buckets(n, ctx.buckets, &mut gids)?;
             } else if !s.codes() {
-                let arr: ArrayRef = match (s.kind, c.read_plain_slice(n)?) {
-                    (Kind::Int, Some(b)) => Arc::new(Int64Array::new(b.into(), None)),
-                    (_, Some(b)) => Arc::new(Float64Array::new(b.into(), None)),
-                    (Kind::Int, None) => {
-                        let mut v = Vec::with_capacity(n);
-                        let valid = c.read_numbers::<i64>(n, &mut v)?;
-                        Arc::new(Int64Array::new(v.into(), valid.map(NullBuffer::from)))
-                    }
-                    _ => {
-                        let mut v = Vec::with_capacity(n);
-                        let valid = c.read_numbers::<f64>(n, &mut v)?;
-                        Arc::new(Float64Array::new(v.into(), valid.map(NullBuffer::from)))
-                    }
-                };
-                arrays.push((s.name.as_str(), arr));
+                arrays.push((s.name.as_str(), c.numbers_array(n)?));
             } else {
                 c.locals.clear();
                 let mut locals = std::mem::take(&mut c.locals);

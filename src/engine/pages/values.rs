@@ -108,7 +108,8 @@ pub(super) trait Number: Copy + Default {
     fn plain(buf: &[u8], pos: usize, n: usize, phys: Phys, out: &mut Vec<Self>) -> Result<(), String>;
 }
 
-fn plain_bytes(buf: &[u8], pos: usize, n: usize, phys: Phys) -> Result<&[u8], String> {
+/// The bytes of `n` PLAIN values of type `phys` from `pos`, or an error when the page ends first.
+pub(super) fn plain_bytes(buf: &[u8], pos: usize, n: usize, phys: Phys) -> Result<&[u8], String> {
     buf.get(pos..pos + n * width(phys)).ok_or_else(|| "a page ends early".to_string())
 }
 
