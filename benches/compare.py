@@ -207,6 +207,7 @@ def main():
     ap.add_argument("--json-out", default="")
     ap.add_argument("--baseline", default="", help="JSON of an earlier run: print the speedup over it")
     ap.add_argument("--timestamps", choices=["naive", "utc"], default="utc", help="the file's ship_date: naive TIMESTAMP or UTC-zoned")
+    ap.add_argument("--floor", action="store_true", help="also print each query's decompression floor on 2 cores (benches/floor.py)")
     args = ap.parse_args()
     engines = ["duckdb"] + [e for e in args.engines.split(",") if e and e != "duckdb"]
     quivers = [Quiver(args.port, args.pid, args.label)]
@@ -229,7 +230,14 @@ def main():
                 if not ok:
                     wrong.append(f"{e}: {why}")
         failed |= bool(wrong)
-        results.append((name, med, hwm, rows_in, len(answers[quivers[0].label]), wrong))
+        floor = None
+        if args.floor:
+            # Measured after the engines' turns, with their processes closed: nothing else runs.
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import floor as floor_tool
+
+            floor = floor_tool.floor_ms(args.parquet, name)[4]
+        results.append((name, med, hwm, rows_in, len(answers[quivers[0].label]), wrong, floor))
     report(args, [q.label for q in quivers], engines, results)
     if args.json_out:
         json.dump({r[0]: r[1][quivers[0].label] for r in results}, open(args.json_out, "w"))
@@ -246,8 +254,9 @@ def report(args, labels, engines, results):
         head += f" {short[lab] + '/duck':>8}" + (f" {short[lab] + '/fastest':>11}" if len(engines) > 1 else "")
     head += "".join(f" {x[:8] + ' MB':>11}" for x in labels) + f" {'duckdb MB':>10} {'Mrows/s/core':>13} {'rows':>6}"
     head += f" {'raw ms':>9} {'speedup':>8}" if base else ""
+    head += f" {'floor ms':>9} {'floor/fastest':>13}" if args.floor else ""
     print(head + "  equal")
-    for name, med, hwm, rows_in, n, wrong in results:
+    for name, med, hwm, rows_in, n, wrong, floor in results:
         line = f"{name:6}" + "".join(f" {med[x]:10.1f}" for x in labels + engines)
         fastest = min(engines, key=lambda e: med[e])
         for lab in labels:
@@ -257,9 +266,13 @@ def report(args, labels, engines, results):
         line += f" {rows_in / (med[labels[0]] / 1000) / args.threads / 1e6:13.1f} {n:6}"
         qm = med[labels[0]]
         line += f" {base[name]:9.1f} {base[name] / qm:7.1f}x" if name in base else ""
+        line += f" {floor:9.1f} {floor / min(med[e] for e in engines):13.2f}" if floor is not None else ""
         print(line + "  " + ("yes" if not wrong else "NO: " + "; ".join(wrong)))
     if len(labels) > 1:
         print("  " + "; ".join(f"{short[lab]} = {lab}" for lab in labels))
+    if args.floor:
+        print("  floor = decompressing, single-threaded with pyarrow's codecs, every page the query must read, shared")
+        print("  between 2 cores (a page is never split); above 0.50 floor/fastest, '<= 0.5x the fastest' needs work avoided")
 
 
 if __name__ == "__main__":

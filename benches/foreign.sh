@@ -6,6 +6,8 @@
 # benches/foreign_write.py; `quiver` is `quiver tpch`'s own file, UTC timestamps only). Then
 # Q1–Q6 run through quiver's HTTP API and in every engine (from PyPI, benches/engines.py),
 # alternately, each answer compared with DuckDB's; the exit status is non-zero on a difference.
+# Each table ends with the query's decompression floor (benches/floor.py) and its ratio to the fastest
+# engine: above 0.5 no engine that decompresses the pages can be at half the fastest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SF=1 WRITER=duckdb TS=naive RUNS=5 ENGINES=duckdb,datafusion,polars,chdb
@@ -54,4 +56,4 @@ CACHED_PID=$PID
 trap 'kill "$PLAIN_PID" "$CACHED_PID" 2>/dev/null' EXIT
 "$PY" benches/compare.py --port "$PORT" --pid "$PLAIN_PID" --also "$((PORT + 1)):$CACHED_PID:quiver+chunks" \
   --parquet "$PARQUET" --duck-python "$PY" --runs "$RUNS" --timestamps "$TS" --engines "$ENGINES" \
-  --title "quiver vs other engines, lineitem SF $SF written by $WRITER, $TS timestamps"
+  --floor --title "quiver vs other engines, lineitem SF $SF written by $WRITER, $TS timestamps"

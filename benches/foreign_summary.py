@@ -5,7 +5,8 @@
 
 Each OUT.txt is what one `benches/foreign.sh` run printed. Prints, per scale factor, one row
 per file: quiver's ratio to DuckDB and to the fastest other engine, for the engine alone and
-with the chunk cache (work avoided), then peak RSS next to DuckDB's.
+with the chunk cache (work avoided), then peak RSS next to DuckDB's, then (from runs with the
+floor columns) each query's decompression floor on 2 cores against the fastest engine.
 """
 
 import re
@@ -58,7 +59,18 @@ for sf in sorted({r[0] for r in runs}):
                 cells.append("–")
                 continue
             cells.append(" / ".join(f"{float(x):.0f}" if float(x) >= 10 else f"{float(x):.1f}" for x in c[1:7]))
-            # The MB columns follow the ratio columns: quiver, quiver+chunks, duckdb.
-            mb = [int(x) for x in c[-6:-3]]
+            # After the 6 times and the 6 ratio cells: MB of quiver, quiver+chunks, duckdb.
+            mb = [int(x) for x in c[13:16]]
             rss = tuple(max(p, q2) for p, q2 in zip(rss, mb))
         print(f"| {writer}, {ts} | " + " | ".join(cells) + f" | {rss[0]} / {rss[1]} / {rss[2]} |")
+
+    floors = [r for r in runs if r[0] == sf and "floor/fastest" in r[3]]
+    if floors:
+        print(f"\nSF {sf}: the decompression floor on 2 cores (benches/floor.py) ÷ the fastest engine; "
+              "above 0.50, no engine that decompresses those pages can take half the fastest's time\n")
+        print("| file | " + " | ".join(f"Q{i}" for i in range(1, 7)) + " |")
+        print("| --- |" + " --- |" * 6)
+        for _, writer, ts, head, rows in sorted(floors, key=lambda r: (ORDER[r[1]], r[2])):
+            # The floor's two cells come after the rows column (c[17]), before "equal".
+            cells = [f"{float(rows[q][18]):.1f} ms, {float(rows[q][19]):.2f}" if q in rows else "–" for q in [f"Q{i}" for i in range(1, 7)]]
+            print(f"| {writer}, {ts} | " + " | ".join(cells) + " |")
