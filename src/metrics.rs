@@ -153,6 +153,12 @@ impl Metrics {
                 "Chunks of plain numbers re-encoded with a dictionary as they entered.",
                 chunks.compacted,
             ),
+            (
+                "quiver_pages_cut_total",
+                "counter",
+                "zstd pages decompressed only as far as the rows a query read.",
+                chunks.cut,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         }

@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit
 use chrono_tz::Tz;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::properties::{WriterProperties, WriterVersion};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use quiver::catalog::expr;
 use quiver::catalog::physical::{self, DataFile};
 use quiver::engine::plan::*;
@@ -179,6 +179,41 @@ pub fn write_table_grouped(
         files.push(Arc::new(physical::open_file(&path, "ts").unwrap()));
     }
     files
+}
+
+/// Writes rows as one file of one row group, each column one zstd page of PLAIN values (no
+/// dictionary) without an offset index, as DuckDB writes its files; format v2 pages when `v2`.
+pub fn write_one_page(dir: &Path, rows: &[Row], v2: bool) -> Vec<Arc<DataFile>> {
+    let path = dir.join("one-page.parquet");
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(rows.len().max(1)))
+        .set_data_page_row_count_limit(usize::MAX)
+        .set_data_page_size_limit(usize::MAX)
+        .set_dictionary_enabled(false)
+        .set_writer_version(if v2 { WriterVersion::PARQUET_2_0 } else { WriterVersion::PARQUET_1_0 })
+        .set_compression(Compression::ZSTD(Default::default()))
+        // No page index at all (page statistics would bring the offset index back).
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_offset_index_disabled(true)
+        .build();
+    let b = batch_of(rows);
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), b.schema(), Some(props)).unwrap();
+    w.write(&b).unwrap();
+    w.close().unwrap();
+    vec![Arc::new(physical::open_file(&path, "ts").unwrap())]
+}
+
+/// Puts `a` first among the plan's aggregations (outputs keep naming the same ones).
+pub fn prepend_aggregation(plan: &mut QueryPlan, a: AggregationPlan) {
+    fn shift(o: &mut OutputMetric) {
+        match &mut o.kind {
+            OutputKind::Agg(i) => *i += 1,
+            OutputKind::NestedAvg { of, .. } => shift(of),
+            OutputKind::Post(_) => {}
+        }
+    }
+    plan.aggregations.insert(0, a);
+    plan.outputs.iter_mut().for_each(shift);
 }
 
 // ---------------------------------------------------------------- random plans

@@ -83,7 +83,12 @@ fn read_ahead(
         // An empty page is read: the cursor loads one it meets instead of skipping it.
         let wanted = rows.is_none_or(|n| n == 0 || ranges.iter().any(|&(a, len)| a < row + n && row < a + len));
         if wanted {
-            let page = source.get_next_page()?.ok_or_else(|| ParquetError::General("a page went missing".into()))?;
+            // As far as the last row the unit reads in it (the cursor would stop there too).
+            let upto = rows
+                .and_then(|n| ranges.iter().map(|&(a, len)| (a + len).min(row + n)).max())
+                .map(|e| e.saturating_sub(row));
+            let page =
+                source.get_next_page_upto(upto)?.ok_or_else(|| ParquetError::General("a page went missing".into()))?;
             pages.push(AheadPage::Read(page));
         } else {
             source.skip_next_page()?;

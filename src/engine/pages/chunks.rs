@@ -18,6 +18,7 @@
 use super::ColSpec;
 use super::compact::compact;
 use super::inflate;
+use super::values::fixed_width;
 use crate::datafile::DataFile;
 use crate::engine::{EngineError, plan::QueryPlan};
 use parquet::basic::Type as Phys;
@@ -77,6 +78,7 @@ pub struct ChunkCache {
     hits: AtomicU64,
     misses: AtomicU64,
     compacted: AtomicU64,
+    cut: AtomicU64,
 }
 
 /// Counters for `/metrics`.
@@ -94,6 +96,8 @@ pub struct ChunkStats {
     pub misses: u64,
     /// Chunks re-encoded with a dictionary as they entered ([`compact`]).
     pub compacted: u64,
+    /// Pages decompressed only as far as the rows a query read ([`inflate::page_upto`]).
+    pub cut: u64,
 }
 
 static CACHE: std::sync::OnceLock<ChunkCache> = std::sync::OnceLock::new();
@@ -122,6 +126,7 @@ pub fn stats() -> ChunkStats {
         hits: c.hits.load(Ordering::Relaxed),
         misses: c.misses.load(Ordering::Relaxed),
         compacted: c.compacted.load(Ordering::Relaxed),
+        cut: c.cut.load(Ordering::Relaxed),
     }
 }
 
@@ -236,7 +241,9 @@ pub enum PageSource {
     /// Pages read and decompressed from the file; `keep` collects them for the cache. With
     /// `inflate`, the reader hands out zstd pages as stored, for [`inflate::page`] to
     /// decompress, each to at most that many bytes.
-    File { reader: Box<SerializedPageReader<File>>, keep: Option<Keep>, inflate: Option<u64> },
+    /// `shape` is the column's physical type and whether it has definition levels (what
+    /// cutting a page short needs: [`PageSource::get_next_page_upto`]).
+    File { reader: Box<SerializedPageReader<File>>, keep: Option<Keep>, inflate: Option<u64>, shape: (Phys, bool) },
     /// A cached chunk's pages; `next` is the next one to hand out.
     Cached { pages: Arc<[Page]>, next: usize },
     /// The pages of a chunk read ahead by another thread, once it has sent them.
@@ -282,7 +289,7 @@ impl PageSource {
             _ => None,
         };
         let (reader, inflate) = open()?;
-        Ok(PageSource::File { reader: Box::new(reader), keep, inflate })
+        Ok(PageSource::File { reader: Box::new(reader), keep, inflate, shape: (phys, has_def) })
     }
 
     /// Whether the pages come from the file, decompressed as they are asked for.
@@ -301,12 +308,28 @@ impl PageSource {
 
     /// The next page, decompressed.
     pub fn get_next_page(&mut self) -> PqResult<Option<Page>> {
+        self.get_next_page_upto(None)
+    }
+
+    /// The next page, decompressed; from the file, when the reader needs only its first
+    /// `rows` rows (`Some`), perhaps only that far ([`inflate::page_upto`]). A page cut short
+    /// keeps its chunk out of the cache.
+    pub fn get_next_page_upto(&mut self, rows: Option<usize>) -> PqResult<Option<Page>> {
         self.resolve()?;
         match self {
-            PageSource::File { reader, keep, inflate } => {
-                let page = match (reader.get_next_page()?, *inflate) {
-                    (Some(p), Some(limit)) => Some(inflate::page(p, limit)?),
-                    (page, _) => page,
+            PageSource::File { reader, keep, inflate, shape: (phys, has_def) } => {
+                let page = match (reader.get_next_page()?, *inflate, rows) {
+                    (Some(p), Some(limit), Some(rows)) => {
+                        let prefix = inflate::Prefix { rows, width: fixed_width(*phys), levels: *has_def };
+                        let (p, cut) = inflate::page_upto(p, limit, prefix)?;
+                        if cut {
+                            *keep = None;
+                            cache().cut.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(p)
+                    }
+                    (Some(p), Some(limit), None) => Some(inflate::page(p, limit)?),
+                    (page, ..) => page,
                 };
                 if let (Some(p), Some(k)) = (&page, keep.as_mut()) {
                     k.bytes += p.buffer().len() as u64;

@@ -48,6 +48,9 @@ pub(super) struct Cursor {
     left: usize,
     /// Next row of the row group.
     row: usize,
+    /// The row after the last one the unit reads, when known: pages are decompressed only as
+    /// far as they must be to reach it ([`PageSource::get_next_page_upto`]).
+    pub(super) end: Option<usize>,
     /// This batch's local codes (code columns).
     pub(super) locals: Vec<u32>,
     /// The local string values as an Arrow array (rebuilt when values are added).
@@ -81,6 +84,7 @@ impl Cursor {
             page: None,
             left: 0,
             row: 0,
+            end: None,
             locals: Vec::with_capacity(BATCH),
             str_values: None,
             scratch: Vec::with_capacity(BATCH),
@@ -90,7 +94,10 @@ impl Cursor {
     /// Loads the next data page (reading the dictionary page first when there is one).
     fn load(&mut self) -> Result<(), String> {
         loop {
-            let page = self.pages.get_next_page().map_err(|e| e.to_string())?.ok_or("the column chunk ends early")?;
+            // A data page starts at the cursor's row (a dictionary page is never cut).
+            let upto = self.end.map(|end| end.saturating_sub(self.row));
+            let page =
+                self.pages.get_next_page_upto(upto).map_err(|e| e.to_string())?.ok_or("the column chunk ends early")?;
             match page {
                 Page::DictionaryPage { buf, num_values, .. } => self.dictionary_page(&buf, num_values as usize)?,
                 Page::DataPage { buf, num_values, encoding, def_level_encoding, .. } => {

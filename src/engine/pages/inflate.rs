@@ -9,17 +9,43 @@
 //! The page reader no longer checks a page's size against its header, so a page's output is
 //! bounded by its chunk's decompressed size from the footer (and by 2 GiB, the most a page
 //! header can state): a page may not grow past the chunk it belongs to.
+//!
+//! A reader that needs only the first rows of a page of fixed-width PLAIN values (a one-week
+//! query whose rows end early in a DuckDB file's one 8 MB page of prices) has it decompressed
+//! only that far ([`page_upto`]): the frame is streamed block by block straight into the
+//! page's buffer and the stream stops once the rows' values are in.
 
-use parquet::basic::Compression;
+use parquet::basic::{Compression, Encoding};
 use parquet::column::page::Page;
 use parquet::errors::{ParquetError, Result as PqResult};
 use parquet::file::metadata::ColumnChunkMetaData;
 use std::cell::RefCell;
 use std::io::Read;
+use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, ResetDirective};
 
 thread_local! {
     /// This thread's zstd decompression context, created on its first page.
     static CONTEXT: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    /// This thread's streaming context for [`page_upto`]: it writes straight into the page's
+    /// buffer (zstd's stable output buffer), so a cut page costs no copy.
+    static STREAM: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+}
+
+/// The compressed bytes handed to the stream at a time while a page is cut short (about one
+/// block's worth: the stream stops within a block of the rows a reader needs).
+const STEP: usize = 64 << 10;
+
+/// What a reader needs of a data page: the values of its first `rows` rows, `width` bytes
+/// each (PLAIN, fixed width), after its definition levels when `levels` (a v1 page keeps them,
+/// length-prefixed, in its compressed bytes).
+#[derive(Clone, Copy, Debug)]
+pub struct Prefix {
+    /// Rows from the page's first.
+    pub rows: usize,
+    /// Bytes per value.
+    pub width: usize,
+    /// Whether a v1 page begins with length-prefixed definition levels.
+    pub levels: bool,
 }
 
 /// A zstd chunk's metadata with its codec turned off, for a page reader that hands out the
@@ -50,6 +76,111 @@ pub fn page(mut page: Page, limit: u64) -> PqResult<Page> {
         Page::DataPageV2 { .. } => {}
     }
     Ok(page)
+}
+
+/// [`page`], except that a PLAIN data page of one zstd frame stating its size, whose `prefix`
+/// leaves out at least an eighth of its rows, is decompressed only as far as the prefix (to
+/// the end of the block holding its last byte). Returns the page and whether it was cut: a
+/// cut page holds no value past `prefix.rows` and must not be cached.
+pub fn page_upto(mut page: Page, limit: u64, prefix: Prefix) -> PqResult<(Page, bool)> {
+    let rows = page.num_values() as usize;
+    let worth = page.encoding() == Encoding::PLAIN
+        && prefix.width > 0
+        && prefix.rows.saturating_mul(8) <= rows.saturating_mul(7);
+    if !worth {
+        return Ok((self::page(page, limit)?, false));
+    }
+    let values = prefix.rows.saturating_mul(prefix.width);
+    let cut = match &mut page {
+        Page::DataPage { buf, .. } => {
+            // The levels' length comes first: known once 4 bytes are out.
+            let need = |out: &[u8]| match prefix.levels {
+                false => Some(values),
+                true => out.get(..4).map(|b| {
+                    let len = u32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as usize;
+                    values.saturating_add(len).saturating_add(4)
+                }),
+            };
+            let Some((out, cut)) = inflate_prefix(buf, Vec::new(), limit, need)? else {
+                return Ok((self::page(page, limit)?, false));
+            };
+            *buf = out.into();
+            cut
+        }
+        Page::DataPageV2 { buf, def_levels_byte_len, rep_levels_byte_len, is_compressed, .. } if *is_compressed => {
+            let levels = (*def_levels_byte_len as usize).saturating_add(*rep_levels_byte_len as usize);
+            let (head, rest) =
+                buf.split_at_checked(levels).ok_or_else(|| bad("its levels are longer than the page"))?;
+            let Some((out, cut)) = inflate_prefix(rest, head.to_vec(), limit, |_| Some(values))? else {
+                return Ok((self::page(page, limit)?, false));
+            };
+            *buf = out.into();
+            *is_compressed = false;
+            cut
+        }
+        _ => return Ok((self::page(page, limit)?, false)),
+    };
+    Ok((page, cut))
+}
+
+/// Appends to `out` the decompressed `src` (one frame stating its size, else `None`), stopping
+/// once `need` (of what is out so far) bytes are out. Returns the bytes and whether the frame
+/// was left unfinished.
+fn inflate_prefix(
+    src: &[u8],
+    mut out: Vec<u8>,
+    limit: u64,
+    need: impl Fn(&[u8]) -> Option<usize>,
+) -> PqResult<Option<(Vec<u8>, bool)>> {
+    let one_frame = zstd::zstd_safe::find_frame_compressed_size(src).is_ok_and(|n| n == src.len());
+    let (true, Some(size)) = (one_frame, zstd::zstd_safe::get_frame_content_size(src).ok().flatten()) else {
+        return Ok(None);
+    };
+    if size > limit.saturating_sub(out.len() as u64) {
+        return Err(bad(&format!("it states {size} bytes, more than its column chunk's {limit}")));
+    }
+    let start = out.len();
+    // The whole frame's room (the stable output buffer asks for it); pages past the prefix
+    // are never written, so never touched.
+    out.reserve_exact(size as usize);
+    STREAM.with_borrow_mut(|ctx| {
+        let ctx = match ctx {
+            Some(c) => c,
+            None => ctx.insert(stream_context()?),
+        };
+        let failed = |code: usize| bad(zstd::zstd_safe::get_error_name(code));
+        ctx.reset(ResetDirective::SessionOnly).map_err(failed)?;
+        let mut fed = 0;
+        let finished = loop {
+            let mut input = InBuffer::around(&src[..(fed + STEP).min(src.len())]);
+            input.set_pos(fed);
+            let at = out.len();
+            let hint = ctx.decompress_stream(&mut OutBuffer::around_pos(&mut out, at), &mut input).map_err(failed)?;
+            fed = input.pos();
+            if hint == 0 {
+                break true;
+            }
+            if need(&out[start..]).is_some_and(|n| out.len() - start >= n) {
+                break false;
+            }
+            if fed == src.len() {
+                return Err(bad("its frame ends early"));
+            }
+        };
+        // A stream stopped halfway must not carry over into the next page.
+        ctx.reset(ResetDirective::SessionOnly).map_err(failed)?;
+        if finished && (out.len() - start) as u64 != size {
+            return Err(bad(&format!("it decompressed to {} bytes, not the {size} it states", out.len() - start)));
+        }
+        Ok(Some((out, !finished)))
+    })
+}
+
+/// A streaming context writing straight into the caller's buffer.
+fn stream_context() -> PqResult<DCtx<'static>> {
+    let mut c = DCtx::try_create().ok_or_else(|| bad("no decompression context could be created"))?;
+    c.set_parameter(DParameter::StableOutBuffer(true)).map_err(|e| bad(zstd::zstd_safe::get_error_name(e)))?;
+    Ok(c)
 }
 
 /// Appends the decompressed `src` to `out`, failing when the whole would pass `limit` bytes.
@@ -179,5 +310,94 @@ mod tests {
         assert!(matches!(out, Page::DataPageV2 { is_compressed: false, .. }));
         let err = page(dict(vec![1, 2, 3, 4, 5]), 100).unwrap_err().to_string();
         assert!(err.contains("cannot be decompressed"), "{err}");
+    }
+
+    /// Doubles that barely compress (an LCG's bits), so the frame has many blocks.
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .flat_map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                f64::from_bits((x >> 12) | 0x3ff0_0000_0000_0000).to_le_bytes()
+            })
+            .collect()
+    }
+
+    /// A v1 data page of `n` PLAIN doubles after 3 bytes of length-prefixed levels.
+    fn v1(n: usize, seed: u64) -> (Page, Vec<u8>) {
+        let mut raw = vec![3u8, 0, 0, 0, 9, 9, 9];
+        raw.extend(noise(n, seed));
+        let page = Page::DataPage {
+            buf: zstd::bulk::compress(&raw, 3).unwrap().into(),
+            num_values: n as u32,
+            encoding: Encoding::PLAIN,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
+        };
+        (page, raw)
+    }
+
+    #[test]
+    fn a_page_is_decompressed_only_as_far_as_the_rows_read() {
+        let prefix = |rows| Prefix { rows, width: 8, levels: true };
+        // Twice in a row on one thread: the stream stopped halfway starts over cleanly.
+        for (seed, rows) in [(1, 20_000), (2, 50_000)] {
+            let (page, raw) = v1(200_000, seed);
+            let (out, cut) = page_upto(page, 1 << 22, prefix(rows)).unwrap();
+            let buf = out.buffer();
+            assert!(cut);
+            // Whole blocks (128 KiB at most) past the rows' values, never the whole page.
+            assert!(buf.len() >= 7 + rows * 8 && buf.len() < 7 + rows * 8 + (256 << 10), "{}", buf.len());
+            assert_eq!(buf.as_ref(), &raw[..buf.len()]);
+        }
+        // Past seven eighths of the rows, the page is decompressed whole, as it states.
+        let (page, raw) = v1(200_000, 3);
+        let (out, cut) = page_upto(page, 1 << 22, prefix(175_001)).unwrap();
+        assert!(!cut);
+        assert_eq!(out.buffer().as_ref(), &raw[..]);
+        // The chunk's bound holds for a page cut short too.
+        let (page, _) = v1(200_000, 4);
+        let err = page_upto(page, 1 << 20, prefix(10)).unwrap_err().to_string();
+        assert!(err.contains("more than its column chunk's"), "{err}");
+    }
+
+    #[test]
+    fn only_plain_fixed_width_data_pages_are_cut_and_v2_keeps_its_levels() {
+        let values = noise(100_000, 5);
+        let mut buf = vec![7u8, 7];
+        buf.extend(zstd::bulk::compress(&values, 3).unwrap());
+        let v2 = |encoding| Page::DataPageV2 {
+            buf: buf.clone().into(),
+            num_values: 100_000,
+            encoding,
+            num_nulls: 0,
+            num_rows: 100_000,
+            def_levels_byte_len: 2,
+            rep_levels_byte_len: 0,
+            is_compressed: true,
+            statistics: None,
+        };
+        let prefix = Prefix { rows: 1_000, width: 8, levels: false };
+        let (out, cut) = page_upto(v2(Encoding::PLAIN), 1 << 21, prefix).unwrap();
+        assert!(cut && matches!(out, Page::DataPageV2 { is_compressed: false, .. }));
+        let got = out.buffer();
+        assert_eq!(&got[..2], &[7, 7]);
+        assert!(got.len() >= 2 + 8_000 && got.len() < 800_002);
+        assert_eq!(&got[2..], &values[..got.len() - 2]);
+        // Dictionary indices, byte arrays (width 0) and dictionary pages: decompressed whole.
+        let (out, cut) = page_upto(v2(Encoding::RLE_DICTIONARY), 1 << 21, prefix).unwrap();
+        assert!(!cut && out.buffer().len() == 800_002);
+        let (_, cut) = page_upto(v2(Encoding::PLAIN), 1 << 21, Prefix { width: 0, ..prefix }).unwrap();
+        assert!(!cut);
+        let framed = zstd::bulk::compress(&values, 3).unwrap();
+        let dict_page = Page::DictionaryPage {
+            buf: framed.into(),
+            num_values: 100_000,
+            encoding: Encoding::PLAIN,
+            is_sorted: false,
+        };
+        let (out, cut) = page_upto(dict_page, 1 << 21, prefix).unwrap();
+        assert!(!cut && out.buffer().as_ref() == &values[..]);
     }
 }

@@ -209,6 +209,8 @@ pub fn read_unit(
         let ahead = ahead::start(scope, &mut pages, &ahead::assign(&sizes, helpers), &ranges, &canceled);
         let mut cursors: Vec<Cursor> =
             pages.into_iter().zip(specs).zip(has_def).map(|((p, s), d)| Cursor::new(p, s, d)).collect();
+        let end = ranges.last().map(|&(start, len)| start + len);
+        cursors.iter_mut().for_each(|c| c.end = end);
         let mut state = UnitState::new(plan, specs, ranges.iter().map(|r| r.1).sum());
         for &(start, len) in &ranges {
             for c in cursors.iter_mut() {

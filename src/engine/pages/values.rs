@@ -101,6 +101,16 @@ pub(super) fn width(phys: Phys) -> usize {
     }
 }
 
+/// The bytes of one PLAIN value of the numbers the decoder reads; 0 for every other type
+/// (booleans are bits, byte arrays carry lengths), whose pages are never cut short.
+pub(super) fn fixed_width(phys: Phys) -> usize {
+    match phys {
+        Phys::INT32 | Phys::FLOAT => 4,
+        Phys::INT64 | Phys::DOUBLE => 8,
+        _ => 0,
+    }
+}
+
 /// A numeric value type read from pages: its dictionary entries and PLAIN values.
 pub(super) trait Number: Copy + Default {
     fn dict(vals: &Vals) -> Option<&[Self]>;
