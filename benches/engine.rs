@@ -4,7 +4,8 @@
 //!
 //! The same queries then run on a copy written the way other tools write by default (zstd,
 //! no dictionary for numbers, no page index, one row group per 1M rows), with the chunk cache
-//! off and on (`chunk_cache_on` is work avoided: decompressed, re-encoded chunks kept).
+//! off and on (`chunk_cache_on` is work avoided: decompressed, re-encoded chunks kept), and on
+//! a copy with one page per column chunk, as DuckDB writes them.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use quiver::catalog::expr;
@@ -24,13 +25,15 @@ fn data(sf: f64) -> PathBuf {
     path
 }
 
-/// `src` rewritten like a foreign writer: zstd, numbers without dictionaries, no page index.
-fn foreign_copy(src: &std::path::Path) -> PathBuf {
+/// `src` rewritten like a foreign writer: zstd, numbers without dictionaries, no page index;
+/// with `one_page`, one page per column chunk, as DuckDB writes them (a range ending early in
+/// a row group then decompresses only part of a page: `inflate::page_upto`).
+fn foreign_copy(src: &std::path::Path, one_page: bool) -> PathBuf {
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::{Compression, ZstdLevel};
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
-    let out = src.with_extension("foreign.parquet");
+    let out = src.with_extension(if one_page { "one_page.parquet" } else { "foreign.parquet" });
     if out.exists() {
         return out;
     }
@@ -40,6 +43,9 @@ fn foreign_copy(src: &std::path::Path) -> PathBuf {
         .set_max_row_group_row_count(Some(1 << 20))
         .set_offset_index_disabled(true)
         .set_statistics_enabled(EnabledStatistics::Chunk);
+    if one_page {
+        props = props.set_data_page_row_count_limit(usize::MAX).set_data_page_size_limit(usize::MAX);
+    }
     for c in ["quantity", "extended_price", "discount", "tax"] {
         props = props.set_column_dictionary_enabled(c.into(), false);
     }
@@ -131,7 +137,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function(*name, |b| b.iter(|| engine::execute(p, &CancelToken::default()).unwrap()));
     }
     g.finish();
-    let foreign = Arc::new(physical::open_file(&foreign_copy(&path), "ship_date").unwrap());
+    let foreign = Arc::new(physical::open_file(&foreign_copy(&path, false), "ship_date").unwrap());
     let mut g = c.benchmark_group(format!("lineitem_sf{sf}_foreign_zstd"));
     g.sample_size(10);
     for cache in ["chunk_cache_off", "chunk_cache_on"] {
@@ -144,6 +150,22 @@ fn bench(c: &mut Criterion) {
         }
     }
     chunks::set_capacity(0);
+    g.finish();
+    // One page per chunk: the week and the years to mid-1997 end inside a row group's pages.
+    let one_page = Arc::new(physical::open_file(&foreign_copy(&path, true), "ship_date").unwrap());
+    let to_1997 = plan(
+        &path,
+        Grain::Month,
+        Interval::new(day(1993, 1, 1), day(1997, 7, 1)),
+        &["return_flag"],
+        vec![agg("sumBasePrice", AggFunc::DoubleSum, col("extended_price"))],
+    );
+    let mut g = c.benchmark_group(format!("lineitem_sf{sf}_one_page_zstd"));
+    g.sample_size(10);
+    for (name, p) in [("narrow_week_pruned", &queries[1].1), ("months_to_mid_1997", &to_1997)] {
+        let p = QueryPlan { files: vec![one_page.clone()], ..p.clone() };
+        g.bench_function(name, |b| b.iter(|| engine::execute(&p, &CancelToken::default()).unwrap()));
+    }
     g.finish();
 }
 
