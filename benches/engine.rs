@@ -27,7 +27,7 @@ fn data(sf: f64) -> PathBuf {
 
 /// `src` rewritten like a foreign writer: zstd, numbers without dictionaries, no page index;
 /// with `one_page`, one page per column chunk, as DuckDB writes them (a range ending early in
-/// a row group then decompresses only part of a page: `inflate::page_upto`).
+/// a row group then decompresses only part of a page: `inflate::page` with a prefix).
 fn foreign_copy(src: &std::path::Path, one_page: bool) -> PathBuf {
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

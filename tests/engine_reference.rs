@@ -595,7 +595,7 @@ fn engine_equals_reference_for_one_dimension_with_many_values() {
 /// Sorted tables in one row group with one zstd page of PLAIN values per column and no offset
 /// index, as DuckDB writes them: an interval that ends in the first half of the row group
 /// leaves the end of each page unread, and the pages are decompressed only as far as the rows
-/// read (`inflate::page_upto`), by the unit's own thread and by the threads reading ahead.
+/// read (`inflate::page` with a prefix), by the unit's own thread and by the threads reading ahead.
 #[test]
 fn engine_equals_reference_when_pages_are_cut_short() {
     let _turn = CHUNK_CACHE.lock().unwrap_or_else(|e| e.into_inner());

@@ -96,7 +96,7 @@ pub struct ChunkStats {
     pub misses: u64,
     /// Chunks re-encoded with a dictionary as they entered ([`compact`]).
     pub compacted: u64,
-    /// Pages decompressed only as far as the rows a query read ([`inflate::page_upto`]).
+    /// Pages decompressed only as far as the rows a query read ([`inflate::page`]).
     pub cut: u64,
 }
 
@@ -312,24 +312,24 @@ impl PageSource {
     }
 
     /// The next page, decompressed; from the file, when the reader needs only its first
-    /// `rows` rows (`Some`), perhaps only that far ([`inflate::page_upto`]). A page cut short
+    /// `rows` rows (`Some`), perhaps only that far ([`inflate::page`]). A page cut short
     /// keeps its chunk out of the cache.
     pub fn get_next_page_upto(&mut self, rows: Option<usize>) -> PqResult<Option<Page>> {
         self.resolve()?;
         match self {
             PageSource::File { reader, keep, inflate, shape: (phys, has_def) } => {
-                let page = match (reader.get_next_page()?, *inflate, rows) {
-                    (Some(p), Some(limit), Some(rows)) => {
-                        let prefix = inflate::Prefix { rows, width: fixed_width(*phys), levels: *has_def };
-                        let (p, cut) = inflate::page_upto(p, limit, prefix)?;
+                let page = match (reader.get_next_page()?, *inflate) {
+                    (Some(p), Some(limit)) => {
+                        let prefix =
+                            rows.map(|rows| inflate::Prefix { rows, width: fixed_width(*phys), levels: *has_def });
+                        let (p, cut) = inflate::page(p, limit, prefix)?;
                         if cut {
                             *keep = None;
                             cache().cut.fetch_add(1, Ordering::Relaxed);
                         }
                         Some(p)
                     }
-                    (Some(p), Some(limit), None) => Some(inflate::page(p, limit)?),
-                    (page, ..) => page,
+                    (page, _) => page,
                 };
                 if let (Some(p), Some(k)) = (&page, keep.as_mut()) {
                     k.bytes += p.buffer().len() as u64;

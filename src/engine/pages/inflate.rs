@@ -12,7 +12,7 @@
 //!
 //! A reader that needs only the first rows of a page of fixed-width PLAIN values (a one-week
 //! query whose rows end early in a DuckDB file's one 8 MB page of prices) has it decompressed
-//! only that far ([`page_upto`]): the frame is streamed block by block straight into the
+//! only that far ([`page`] with a [`Prefix`]): the frame is streamed block by block straight into the
 //! page's buffer and the stream stops once the rows' values are in.
 
 use parquet::basic::{Compression, Encoding};
@@ -26,7 +26,7 @@ use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, ResetDirective};
 thread_local! {
     /// This thread's zstd decompression context, created on its first page.
     static CONTEXT: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
-    /// This thread's streaming context for [`page_upto`]: it writes straight into the page's
+    /// This thread's streaming context for a page cut short ([`page`]): it writes straight into the page's
     /// buffer (zstd's stable output buffer), so a cut page costs no copy.
     static STREAM: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
 }
@@ -63,133 +63,61 @@ pub fn stored(chunk: &ColumnChunkMetaData) -> PqResult<Option<(ColumnChunkMetaDa
 
 /// Decompresses a page of a zstd chunk opened by [`stored`]: at most `limit` bytes. A data
 /// page of format v2 keeps its levels, which are stored uncompressed ahead of its values.
-pub fn page(mut page: Page, limit: u64) -> PqResult<Page> {
-    match &mut page {
-        Page::DataPage { buf, .. } | Page::DictionaryPage { buf, .. } => *buf = inflate(buf, Vec::new(), limit)?.into(),
+/// With a `prefix`, a PLAIN data page of one zstd frame stating its size, whose prefix leaves
+/// out at least an eighth of its rows, is decompressed only as far as the prefix (to the end
+/// of the block holding its last byte). Returns the page and whether it was cut: a cut page
+/// holds no value past `prefix.rows` and must not be cached.
+pub fn page(mut page: Page, limit: u64, prefix: Option<Prefix>) -> PqResult<(Page, bool)> {
+    let rows = page.num_values() as usize;
+    let prefix = prefix.filter(|p| {
+        !matches!(page, Page::DictionaryPage { .. })
+            && page.encoding() == Encoding::PLAIN
+            && p.width > 0
+            && p.rows.saturating_mul(8) <= rows.saturating_mul(7)
+    });
+    let cut = match &mut page {
+        Page::DataPage { buf, .. } | Page::DictionaryPage { buf, .. } => {
+            let (out, cut) = inflate(buf, Vec::new(), limit, prefix)?;
+            *buf = out.into();
+            cut
+        }
         Page::DataPageV2 { buf, def_levels_byte_len, rep_levels_byte_len, is_compressed, .. } if *is_compressed => {
             let levels = (*def_levels_byte_len as usize).saturating_add(*rep_levels_byte_len as usize);
             let (head, values) =
                 buf.split_at_checked(levels).ok_or_else(|| bad("its levels are longer than the page"))?;
-            *buf = inflate(values, head.to_vec(), limit)?.into();
-            *is_compressed = false;
-        }
-        Page::DataPageV2 { .. } => {}
-    }
-    Ok(page)
-}
-
-/// [`page`], except that a PLAIN data page of one zstd frame stating its size, whose `prefix`
-/// leaves out at least an eighth of its rows, is decompressed only as far as the prefix (to
-/// the end of the block holding its last byte). Returns the page and whether it was cut: a
-/// cut page holds no value past `prefix.rows` and must not be cached.
-pub fn page_upto(mut page: Page, limit: u64, prefix: Prefix) -> PqResult<(Page, bool)> {
-    let rows = page.num_values() as usize;
-    let worth = page.encoding() == Encoding::PLAIN
-        && prefix.width > 0
-        && prefix.rows.saturating_mul(8) <= rows.saturating_mul(7);
-    if !worth {
-        return Ok((self::page(page, limit)?, false));
-    }
-    let values = prefix.rows.saturating_mul(prefix.width);
-    let cut = match &mut page {
-        Page::DataPage { buf, .. } => {
-            // The levels' length comes first: known once 4 bytes are out.
-            let need = |out: &[u8]| match prefix.levels {
-                false => Some(values),
-                true => out.get(..4).map(|b| {
-                    let len = u32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as usize;
-                    values.saturating_add(len).saturating_add(4)
-                }),
-            };
-            let Some((out, cut)) = inflate_prefix(buf, Vec::new(), limit, need)? else {
-                return Ok((self::page(page, limit)?, false));
-            };
-            *buf = out.into();
-            cut
-        }
-        Page::DataPageV2 { buf, def_levels_byte_len, rep_levels_byte_len, is_compressed, .. } if *is_compressed => {
-            let levels = (*def_levels_byte_len as usize).saturating_add(*rep_levels_byte_len as usize);
-            let (head, rest) =
-                buf.split_at_checked(levels).ok_or_else(|| bad("its levels are longer than the page"))?;
-            let Some((out, cut)) = inflate_prefix(rest, head.to_vec(), limit, |_| Some(values))? else {
-                return Ok((self::page(page, limit)?, false));
-            };
+            // The levels are ahead of the compressed bytes, not in them.
+            let (out, cut) = inflate(values, head.to_vec(), limit, prefix.map(|p| Prefix { levels: false, ..p }))?;
             *buf = out.into();
             *is_compressed = false;
             cut
         }
-        _ => return Ok((self::page(page, limit)?, false)),
+        Page::DataPageV2 { .. } => false,
     };
     Ok((page, cut))
 }
 
-/// Appends to `out` the decompressed `src` (one frame stating its size, else `None`), stopping
-/// once `need` (of what is out so far) bytes are out. Returns the bytes and whether the frame
-/// was left unfinished.
-fn inflate_prefix(
-    src: &[u8],
-    mut out: Vec<u8>,
-    limit: u64,
-    need: impl Fn(&[u8]) -> Option<usize>,
-) -> PqResult<Option<(Vec<u8>, bool)>> {
-    let one_frame = zstd::zstd_safe::find_frame_compressed_size(src).is_ok_and(|n| n == src.len());
-    let (true, Some(size)) = (one_frame, zstd::zstd_safe::get_frame_content_size(src).ok().flatten()) else {
-        return Ok(None);
-    };
-    if size > limit.saturating_sub(out.len() as u64) {
-        return Err(bad(&format!("it states {size} bytes, more than its column chunk's {limit}")));
-    }
-    let start = out.len();
-    // The whole frame's room (the stable output buffer asks for it); pages past the prefix
-    // are never written, so never touched.
-    out.reserve_exact(size as usize);
-    STREAM.with_borrow_mut(|ctx| {
-        let ctx = match ctx {
-            Some(c) => c,
-            None => ctx.insert(stream_context()?),
-        };
-        let failed = |code: usize| bad(zstd::zstd_safe::get_error_name(code));
-        ctx.reset(ResetDirective::SessionOnly).map_err(failed)?;
-        let mut fed = 0;
-        let finished = loop {
-            let mut input = InBuffer::around(&src[..(fed + STEP).min(src.len())]);
-            input.set_pos(fed);
-            let at = out.len();
-            let hint = ctx.decompress_stream(&mut OutBuffer::around_pos(&mut out, at), &mut input).map_err(failed)?;
-            fed = input.pos();
-            if hint == 0 {
-                break true;
-            }
-            if need(&out[start..]).is_some_and(|n| out.len() - start >= n) {
-                break false;
-            }
-            if fed == src.len() {
-                return Err(bad("its frame ends early"));
-            }
-        };
-        // A stream stopped halfway must not carry over into the next page.
-        ctx.reset(ResetDirective::SessionOnly).map_err(failed)?;
-        if finished && (out.len() - start) as u64 != size {
-            return Err(bad(&format!("it decompressed to {} bytes, not the {size} it states", out.len() - start)));
+impl Prefix {
+    /// The decompressed bytes the prefix needs, once `out` (what is out so far) tells: a v1
+    /// page's levels' length comes first.
+    fn bytes(&self, out: &[u8]) -> Option<usize> {
+        let values = self.rows.saturating_mul(self.width);
+        if !self.levels {
+            return Some(values);
         }
-        Ok(Some((out, !finished)))
-    })
+        let len = u32::from_le_bytes(out.get(..4)?.try_into().unwrap_or([0; 4])) as usize;
+        Some(values.saturating_add(len).saturating_add(4))
+    }
 }
 
-/// A streaming context writing straight into the caller's buffer.
-fn stream_context() -> PqResult<DCtx<'static>> {
-    let mut c = DCtx::try_create().ok_or_else(|| bad("no decompression context could be created"))?;
-    c.set_parameter(DParameter::StableOutBuffer(true)).map_err(|e| bad(zstd::zstd_safe::get_error_name(e)))?;
-    Ok(c)
-}
-
-/// Appends the decompressed `src` to `out`, failing when the whole would pass `limit` bytes.
-/// One frame that states its size decompresses in one call with the thread's context; other
-/// pages (several frames, or no size) stream through a decoder, cut off at the limit.
-fn inflate(src: &[u8], mut out: Vec<u8>, limit: u64) -> PqResult<Vec<u8>> {
+/// Appends the decompressed `src` to `out`, failing when the whole would pass `limit` bytes;
+/// returns it and whether it stopped at `prefix` (then the frame is left unfinished). One
+/// frame that states its size decompresses in one call with the thread's context, or as far as
+/// the prefix through its streaming context; other pages (several frames, or no size) stream
+/// through a decoder, cut off at the limit.
+fn inflate(src: &[u8], mut out: Vec<u8>, limit: u64, prefix: Option<Prefix>) -> PqResult<(Vec<u8>, bool)> {
     // A page with no values may store nothing at all (and a v2 page only its levels).
     if src.is_empty() {
-        return Ok(out);
+        return Ok((out, false));
     }
     let room = limit.saturating_sub(out.len() as u64);
     let one_frame = zstd::zstd_safe::find_frame_compressed_size(src).is_ok_and(|n| n == src.len());
@@ -198,22 +126,17 @@ fn inflate(src: &[u8], mut out: Vec<u8>, limit: u64) -> PqResult<Vec<u8>> {
         if size > room {
             return Err(bad(&format!("it states {size} bytes, more than its column chunk's {limit}")));
         }
+        let start = out.len();
         out.reserve_exact(size as usize);
-        // After what `out` holds already (a Vec alone would be written from its start).
-        let mut after = std::io::Cursor::new(&mut out);
-        after.set_position(after.get_ref().len() as u64);
-        let n = CONTEXT.with_borrow_mut(|ctx| {
-            let ctx = match ctx {
-                Some(c) => c,
-                None => ctx.insert(zstd::bulk::Decompressor::new()?),
-            };
-            ctx.decompress_to_buffer(src, &mut after)
-        });
-        return match n {
-            Ok(n) if n as u64 == size => Ok(out),
-            Ok(n) => Err(bad(&format!("it decompressed to {n} bytes, not the {size} it states"))),
-            Err(e) => Err(bad(&e.to_string())),
+        let cut = match prefix {
+            Some(p) => stream_prefix(src, &mut out, start, p)?,
+            None => whole(src, &mut out).map(|_| false)?,
         };
+        let n = out.len() - start;
+        if !cut && n as u64 != size {
+            return Err(bad(&format!("it decompressed to {n} bytes, not the {size} it states")));
+        }
+        return Ok((out, cut));
     }
     let start = out.len();
     let decoder = zstd::stream::read::Decoder::with_buffer(src).map_err(|e| bad(&e.to_string()))?;
@@ -221,7 +144,66 @@ fn inflate(src: &[u8], mut out: Vec<u8>, limit: u64) -> PqResult<Vec<u8>> {
     if (out.len() - start) as u64 > room {
         return Err(bad(&format!("it decompresses to more than its column chunk's {limit} bytes")));
     }
-    Ok(out)
+    Ok((out, false))
+}
+
+/// Decompresses one frame after what `out` holds, in one call with the thread's context
+/// (`out` has room for the size it states).
+fn whole(src: &[u8], out: &mut Vec<u8>) -> PqResult<()> {
+    // After what `out` holds already (a Vec alone would be written from its start).
+    let mut after = std::io::Cursor::new(out);
+    after.set_position(after.get_ref().len() as u64);
+    CONTEXT
+        .with_borrow_mut(|ctx| {
+            let ctx = match ctx {
+                Some(c) => c,
+                None => ctx.insert(zstd::bulk::Decompressor::new()?),
+            };
+            ctx.decompress_to_buffer(src, &mut after)
+        })
+        .map(|_| ())
+        .map_err(|e| bad(&e.to_string()))
+}
+
+/// Streams one frame into `out` (which has room for the size it states; its page starts at
+/// `start`) through the thread's streaming context, stopping once `prefix` is out. Returns
+/// whether it stopped before the frame's end.
+fn stream_prefix(src: &[u8], out: &mut Vec<u8>, start: usize, prefix: Prefix) -> PqResult<bool> {
+    STREAM.with_borrow_mut(|ctx| {
+        let ctx = match ctx {
+            Some(c) => c,
+            None => ctx.insert(stream_context()?),
+        };
+        let failed = |code: usize| bad(zstd::zstd_safe::get_error_name(code));
+        ctx.reset(ResetDirective::SessionOnly).map_err(failed)?;
+        let mut fed = 0;
+        let cut = loop {
+            let mut input = InBuffer::around(&src[..(fed + STEP).min(src.len())]);
+            input.set_pos(fed);
+            let at = out.len();
+            let hint = ctx.decompress_stream(&mut OutBuffer::around_pos(out, at), &mut input).map_err(failed)?;
+            fed = input.pos();
+            if hint == 0 {
+                break false;
+            }
+            if prefix.bytes(&out[start..]).is_some_and(|n| out.len() - start >= n) {
+                break true;
+            }
+            if fed == src.len() {
+                return Err(bad("its frame ends early"));
+            }
+        };
+        // A stream stopped halfway must not carry over into the next page.
+        ctx.reset(ResetDirective::SessionOnly).map_err(failed)?;
+        Ok(cut)
+    })
+}
+
+/// A streaming context writing straight into the caller's buffer.
+fn stream_context() -> PqResult<DCtx<'static>> {
+    let mut c = DCtx::try_create().ok_or_else(|| bad("no decompression context could be created"))?;
+    c.set_parameter(DParameter::StableOutBuffer(true)).map_err(|e| bad(zstd::zstd_safe::get_error_name(e)))?;
+    Ok(c)
 }
 
 /// A page that cannot be decompressed.
@@ -234,6 +216,11 @@ mod tests {
     use super::*;
     use parquet::basic::Encoding;
 
+    /// A page decompressed whole.
+    fn whole_page(p: Page, limit: u64) -> PqResult<Page> {
+        page(p, limit, None).map(|(p, _)| p)
+    }
+
     fn dict(buf: Vec<u8>) -> Page {
         Page::DictionaryPage { buf: buf.into(), num_values: 1, encoding: Encoding::PLAIN, is_sorted: false }
     }
@@ -242,11 +229,11 @@ mod tests {
     fn pages_decompress_with_the_threads_context_and_within_their_chunk() {
         let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 97).to_le_bytes()).collect();
         let framed = zstd::bulk::compress(&data, 3).unwrap();
-        let out = page(dict(framed.clone()), 1 << 20).unwrap();
+        let out = whole_page(dict(framed.clone()), 1 << 20).unwrap();
         assert_eq!(out.buffer().as_ref(), &data[..]);
         // A second page on the same thread reuses the context.
-        assert_eq!(page(dict(framed.clone()), 1 << 20).unwrap().buffer().as_ref(), &data[..]);
-        let err = page(dict(framed), 1000).unwrap_err().to_string();
+        assert_eq!(whole_page(dict(framed.clone()), 1 << 20).unwrap().buffer().as_ref(), &data[..]);
+        let err = whole_page(dict(framed), 1000).unwrap_err().to_string();
         assert!(err.contains("more than its column chunk's 1000"), "{err}");
     }
 
@@ -258,12 +245,12 @@ mod tests {
         std::io::Write::write_all(&mut enc, &data).unwrap();
         let unsized_frame = enc.finish().unwrap();
         assert_eq!(zstd::zstd_safe::get_frame_content_size(&unsized_frame).unwrap(), None);
-        assert_eq!(page(dict(unsized_frame.clone()), 1 << 20).unwrap().buffer().len(), 50_000);
-        let err = page(dict(unsized_frame), 49_999).unwrap_err().to_string();
+        assert_eq!(whole_page(dict(unsized_frame.clone()), 1 << 20).unwrap().buffer().len(), 50_000);
+        let err = whole_page(dict(unsized_frame), 49_999).unwrap_err().to_string();
         assert!(err.contains("more than its column chunk's 49999"), "{err}");
         let mut two = zstd::bulk::compress(&data, 3).unwrap();
         two.extend(zstd::bulk::compress(&data[..10], 3).unwrap());
-        assert_eq!(page(dict(two), 1 << 20).unwrap().buffer().len(), 50_010);
+        assert_eq!(whole_page(dict(two), 1 << 20).unwrap().buffer().len(), 50_010);
     }
 
     #[test]
@@ -305,10 +292,10 @@ mod tests {
             is_compressed: true,
             statistics: None,
         };
-        let out = page(v2, 100).unwrap();
+        let out = whole_page(v2, 100).unwrap();
         assert_eq!(out.buffer().as_ref(), &[9, 9, 1, 2, 3, 4]);
         assert!(matches!(out, Page::DataPageV2 { is_compressed: false, .. }));
-        let err = page(dict(vec![1, 2, 3, 4, 5]), 100).unwrap_err().to_string();
+        let err = whole_page(dict(vec![1, 2, 3, 4, 5]), 100).unwrap_err().to_string();
         assert!(err.contains("cannot be decompressed"), "{err}");
     }
 
@@ -343,8 +330,8 @@ mod tests {
         let prefix = |rows| Prefix { rows, width: 8, levels: true };
         // Twice in a row on one thread: the stream stopped halfway starts over cleanly.
         for (seed, rows) in [(1, 20_000), (2, 50_000)] {
-            let (page, raw) = v1(200_000, seed);
-            let (out, cut) = page_upto(page, 1 << 22, prefix(rows)).unwrap();
+            let (p, raw) = v1(200_000, seed);
+            let (out, cut) = page(p, 1 << 22, Some(prefix(rows))).unwrap();
             let buf = out.buffer();
             assert!(cut);
             // Whole blocks (128 KiB at most) past the rows' values, never the whole page.
@@ -352,13 +339,13 @@ mod tests {
             assert_eq!(buf.as_ref(), &raw[..buf.len()]);
         }
         // Past seven eighths of the rows, the page is decompressed whole, as it states.
-        let (page, raw) = v1(200_000, 3);
-        let (out, cut) = page_upto(page, 1 << 22, prefix(175_001)).unwrap();
+        let (p, raw) = v1(200_000, 3);
+        let (out, cut) = page(p, 1 << 22, Some(prefix(175_001))).unwrap();
         assert!(!cut);
         assert_eq!(out.buffer().as_ref(), &raw[..]);
         // The chunk's bound holds for a page cut short too.
-        let (page, _) = v1(200_000, 4);
-        let err = page_upto(page, 1 << 20, prefix(10)).unwrap_err().to_string();
+        let (p, _) = v1(200_000, 4);
+        let err = page(p, 1 << 20, Some(prefix(10))).unwrap_err().to_string();
         assert!(err.contains("more than its column chunk's"), "{err}");
     }
 
@@ -378,17 +365,17 @@ mod tests {
             is_compressed: true,
             statistics: None,
         };
-        let prefix = Prefix { rows: 1_000, width: 8, levels: false };
-        let (out, cut) = page_upto(v2(Encoding::PLAIN), 1 << 21, prefix).unwrap();
+        let prefix = Some(Prefix { rows: 1_000, width: 8, levels: false });
+        let (out, cut) = page(v2(Encoding::PLAIN), 1 << 21, prefix).unwrap();
         assert!(cut && matches!(out, Page::DataPageV2 { is_compressed: false, .. }));
         let got = out.buffer();
         assert_eq!(&got[..2], &[7, 7]);
         assert!(got.len() >= 2 + 8_000 && got.len() < 800_002);
         assert_eq!(&got[2..], &values[..got.len() - 2]);
         // Dictionary indices, byte arrays (width 0) and dictionary pages: decompressed whole.
-        let (out, cut) = page_upto(v2(Encoding::RLE_DICTIONARY), 1 << 21, prefix).unwrap();
+        let (out, cut) = page(v2(Encoding::RLE_DICTIONARY), 1 << 21, prefix).unwrap();
         assert!(!cut && out.buffer().len() == 800_002);
-        let (_, cut) = page_upto(v2(Encoding::PLAIN), 1 << 21, Prefix { width: 0, ..prefix }).unwrap();
+        let (_, cut) = page(v2(Encoding::PLAIN), 1 << 21, prefix.map(|p| Prefix { width: 0, ..p })).unwrap();
         assert!(!cut);
         let framed = zstd::bulk::compress(&values, 3).unwrap();
         let dict_page = Page::DictionaryPage {
@@ -397,7 +384,7 @@ mod tests {
             encoding: Encoding::PLAIN,
             is_sorted: false,
         };
-        let (out, cut) = page_upto(dict_page, 1 << 21, prefix).unwrap();
+        let (out, cut) = page(dict_page, 1 << 21, prefix).unwrap();
         assert!(!cut && out.buffer().as_ref() == &values[..]);
     }
 }

@@ -105,8 +105,7 @@ pub(super) fn width(phys: Phys) -> usize {
 /// (booleans are bits, byte arrays carry lengths), whose pages are never cut short.
 pub(super) fn fixed_width(phys: Phys) -> usize {
     match phys {
-        Phys::INT32 | Phys::FLOAT => 4,
-        Phys::INT64 | Phys::DOUBLE => 8,
+        Phys::INT32 | Phys::FLOAT | Phys::INT64 | Phys::DOUBLE => width(phys),
         _ => 0,
     }
 }
